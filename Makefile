@@ -1,0 +1,106 @@
+# postino - GNU Makefile.
+#
+#   make            build build/postino, build/postino-admin, build/sendmail
+#   make run        install what is missing, build, start the embedded default
+#   make test       unit tests, then end-to-end tests (SAN=1: ASan + UBSan)
+#   make fuzz       run every libFuzzer target FUZZ_SECONDS seconds
+
+SAN ?= 0
+ifeq ($(SAN),1)
+B	:= build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+	    -fno-sanitize-recover=undefined
+else
+B	:= build
+SANFLAGS :=
+endif
+
+CC	?= cc
+PKGS	:= libevent libevent_openssl libevent_pthreads openssl sqlite3 libcrypt
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
+	   -Wpointer-arith -Wmissing-prototypes -Wstrict-prototypes \
+	   -D_GNU_SOURCE -pthread $(SANFLAGS) \
+	   -Isrc/lib -Isrc/mail -Isrc/postino -Isrc/postino/store \
+	   -Isrc/postino/net
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDFLAGS	+= $(SANFLAGS) -pthread
+
+LIB_SRCS   := $(wildcard src/lib/*.c)
+MAIL_SRCS  := $(wildcard src/mail/*.c)
+DB_SRCS	   := src/postino/store/db.c
+DAEMON_SRCS := $(wildcard src/postino/*.c src/postino/net/*.c \
+		src/postino/store/*.c)
+ADMIN_SRCS := $(wildcard src/admin/*.c)
+SENDMAIL_SRCS := $(wildcard src/sendmail/*.c)
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+CORE_OBJS := $(call obj,$(LIB_SRCS) $(MAIL_SRCS))
+
+BINS	:= $(B)/postino $(B)/postino-admin $(B)/sendmail
+UNITS	:= $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
+
+.PHONY: all deps run test unit e2e fuzz fuzz-build clean docs
+all: $(BINS)
+
+deps:
+	@sh scripts/install-deps.sh
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/postino: $(call obj,$(DAEMON_SRCS)) $(CORE_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/postino-admin: $(call obj,$(ADMIN_SRCS) $(DB_SRCS)) $(CORE_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/sendmail: $(call obj,$(SENDMAIL_SRCS)) $(CORE_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# A unit test links the generic and mail code and the account store.
+TEST_OBJS := $(CORE_OBJS) $(call obj,$(DB_SRCS) src/postino/store/envelope.c)
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+unit: $(UNITS)
+	@mkdir -p $(B); sh tests/unit/run.sh $(UNITS) 2>&1 | tee $(B)/unit.log; \
+	    exit $${PIPESTATUS[0]}
+
+e2e: $(BINS)
+	@POSTINO_BUILD=$(B) /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+	    tests/e2e 2>&1 | tee $(B)/e2e.log; \
+	    exit $${PIPESTATUS[0]}
+
+test: deps
+	@rm -f $(B)/unit.log $(B)/e2e.log
+	@$(MAKE) --no-print-directory all $(UNITS)
+	@$(MAKE) --no-print-directory unit || true
+	@$(MAKE) --no-print-directory e2e || true
+	@sh tests/total.sh $(B)
+
+run: deps all
+	@sh scripts/run.sh $(B)
+
+# libFuzzer: clang only, each target with the parsers it exercises.
+FUZZ_SECONDS ?= 10
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+	       -Isrc/lib -Isrc/mail -Isrc/postino/store
+FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(MAIL_SRCS)
+	@mkdir -p build/fuzz
+	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS)
+fuzz-build: $(FUZZERS)
+fuzz: deps fuzz-build
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
+
+clean:
+	rm -rf build
+
+SHELL := /bin/bash
+-include $(shell find build -name '*.d' 2>/dev/null)

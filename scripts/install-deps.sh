@@ -1,0 +1,43 @@
+#!/bin/sh
+# Install every Debian package that postino's build, tests and benchmarks
+# need.  Idempotent and quiet when everything is already present.  Also
+# creates the system users the daemon drops to when started as root.
+set -eu
+
+PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev
+libcrypt-dev libc-ares-dev openssl sqlite3 clang libclang-rt-14-dev
+python3 python3-pytest swaks procps"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+	    grep -q 'install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: missing packages:$missing" >&2
+		echo "install-deps: run as root: sh scripts/install-deps.sh" >&2
+		exit 1
+	fi
+	echo "install-deps: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# The store role runs as "postino", the network role as "postino-net";
+# both are only created when we are root (a developer running as
+# another user runs every role as that user).
+if [ "$(id -u)" -eq 0 ]; then
+	for u in postino postino-net; do
+		if ! getent passwd "$u" >/dev/null; then
+			useradd --system --no-create-home --home-dir /nonexistent \
+			    --shell /usr/sbin/nologin "$u"
+		fi
+	done
+fi
+exit 0

@@ -1,0 +1,279 @@
+/*
+ * net.c - the net role: every network peer.
+ *
+ * Starts as root (when the daemon was), loads the TLS key, then chroots
+ * into the empty directory and becomes the unprivileged network user;
+ * accepts connections on the listening sockets the parent passed, and
+ * talks to store over its channel.  Holds no password and no file of
+ * the data directory: what a client sends reaches disk only through a
+ * spool descriptor that store opened.
+ */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "log.h"
+#include "net.h"
+#include "proto.h"
+#include "role.h"
+#include "smtp_session.h"
+#include "tls.h"
+#include "xalloc.h"
+
+struct net net;
+
+#define BUCKETS	4096
+
+struct sess_ent {
+	struct sess_ent		*next;
+	uint64_t		 id;
+	struct smtp_session	*s;
+};
+static struct sess_ent	*sessions[BUCKETS];
+
+struct ip_ent {
+	struct ip_ent	*next;
+	char		 ip[64];
+	unsigned int	 count;
+};
+static struct ip_ent	*ips[BUCKETS];
+
+static const char too_many[] =
+    "421 4.7.0 Too many connections, try again later\r\n";
+
+void
+net_session_add(struct smtp_session *s, uint64_t id)
+{
+	struct sess_ent	*e = xmalloc(sizeof(*e));
+
+	e->id = id;
+	e->s = s;
+	e->next = sessions[id % BUCKETS];
+	sessions[id % BUCKETS] = e;
+}
+
+void
+net_session_del(uint64_t id)
+{
+	struct sess_ent	**pp, *e;
+
+	for (pp = &sessions[id % BUCKETS]; (e = *pp) != NULL; pp = &e->next)
+		if (e->id == id) {
+			*pp = e->next;
+			free(e);
+			return;
+		}
+}
+
+static struct smtp_session *
+session_find(uint64_t id)
+{
+	struct sess_ent	*e;
+
+	for (e = sessions[id % BUCKETS]; e != NULL; e = e->next)
+		if (e->id == id)
+			return e->s;
+	return NULL;
+}
+
+static unsigned int
+ip_hash(const char *ip)
+{
+	unsigned int	h = 5381;
+
+	for (; *ip != '\0'; ip++)
+		h = h * 33 + (unsigned char)*ip;
+	return h % BUCKETS;
+}
+
+bool
+net_conn_acquire(const char *ip, unsigned int max)
+{
+	struct ip_ent	*e;
+
+	for (e = ips[ip_hash(ip)]; e != NULL; e = e->next)
+		if (strcmp(e->ip, ip) == 0)
+			break;
+	if (e == NULL) {
+		e = xcalloc(1, sizeof(*e));
+		strlcpy(e->ip, ip, sizeof(e->ip));
+		e->next = ips[ip_hash(ip)];
+		ips[ip_hash(ip)] = e;
+	}
+	if (e->count >= max)
+		return false;
+	e->count++;
+	return true;
+}
+
+void
+net_conn_release(const char *ip)
+{
+	struct ip_ent	**pp, *e;
+
+	for (pp = &ips[ip_hash(ip)]; (e = *pp) != NULL; pp = &e->next)
+		if (strcmp(e->ip, ip) == 0) {
+			if (--e->count == 0) {
+				*pp = e->next;
+				free(e);
+			}
+			return;
+		}
+}
+
+static void
+sockaddr_text(const struct sockaddr *sa, char *buf, size_t size)
+{
+	const void	*a;
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], buf,
+			    (socklen_t)size);
+			return;
+		}
+		a = &s6->sin6_addr;
+	} else
+		a = &((const struct sockaddr_in *)sa)->sin_addr;
+	if (inet_ntop(sa->sa_family, a, buf, (socklen_t)size) == NULL)
+		strlcpy(buf, "unknown", size);
+}
+
+static void
+refuse(int fd, const char *ip, const char *why)
+{
+	log_info("smtp event=refused address=[%s] reason=%s", ip, why);
+	/* Best effort: the socket buffer is empty, the reply fits. */
+	if (send(fd, too_many, sizeof(too_many) - 1, MSG_NOSIGNAL |
+	    MSG_DONTWAIT) == -1 && errno != EAGAIN)
+		log_debug("smtp event=refused error=\"%s\"", strerror(errno));
+	close(fd);
+}
+
+static void
+on_accept(struct evconnlistener *lev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	const struct conf_listener	*l = arg;
+	char				 ip[INET6_ADDRSTRLEN];
+
+	sockaddr_text(sa, ip, sizeof(ip));
+	if (net.nconn >= net.conf->smtp.max_connections) {
+		refuse(fd, ip, "max-connections");
+		return;
+	}
+	if (!net_conn_acquire(ip, net.conf->smtp.max_connections_per_ip)) {
+		refuse(fd, ip, "max-connections-per-ip");
+		return;
+	}
+	smtp_session_new(l, fd, sa, (socklen_t)salen, ip);
+}
+
+static void
+listener_resume(evutil_socket_t fd, short ev, void *arg)
+{
+	evconnlistener_enable(arg);
+}
+
+static void
+on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct timeval	tv = { 1, 0 };
+
+	/* EMFILE and friends: pause a little instead of spinning. */
+	log_warn("smtp event=accept-error error=\"%s\"", strerror(errno));
+	evconnlistener_disable(lev);
+	event_base_once(net.base, -1, EV_TIMEOUT, listener_resume, lev, &tv);
+}
+
+static void
+store_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
+{
+	struct smtp_session	*s;
+
+	if (m == NULL) {
+		log_info("net event=exit reason=\"store has gone\"");
+		exit(0);
+	}
+	if ((s = session_find(m->id)) != NULL) {
+		smtp_session_store_reply(s, m);
+		return;
+	}
+	/* The session has gone: give back what was made for it. */
+	if (m->type == IMSG_SPOOL_FD && m->fd != -1) {
+		struct ipc_out	 o;
+		const char	*qid;
+
+		(void)ipc_get_u32(m);
+		qid = ipc_get_str(m);
+		ipc_end(m);
+		close(m->fd);
+		ipc_out_init(&o);
+		ipc_put_str(&o, qid);
+		ipc_send(net.store, IMSG_SPOOL_ABORT, m->id, -1, &o);
+	} else if (m->fd != -1)
+		close(m->fd);
+}
+
+static void
+on_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	log_info("net event=exit reason=signal");
+	exit(0);
+}
+
+void
+net_main(struct conf *conf, struct role_listen *ls, size_t nls)
+{
+	char		 err[512], chroot_dir[PATH_MAX];
+	struct event	*sigterm, *sigint;
+	size_t		 i;
+
+	net.conf = conf;
+	signal(SIGPIPE, SIG_IGN);
+	tzset();
+	net.ssl_ctx = tls_server_ctx(conf->tls.cert, conf->tls.key, err,
+	    sizeof(err));
+	if (net.ssl_ctx == NULL)
+		log_warn("net event=tls-unavailable error=\"%s\"", err);
+	if ((size_t)snprintf(chroot_dir, sizeof(chroot_dir), "%s/" CHROOT_DIR,
+	    conf->data_dir) >= sizeof(chroot_dir))
+		fatalx("net: data_dir %s: path too long", conf->data_dir);
+	role_drop("net", NET_USER, chroot_dir);
+
+	net.base = event_base_new();
+	net.store = ipc_new(net.base, ROLE_FD_PEER, "store", store_dispatch,
+	    NULL);
+	for (i = 0; i < nls; i++) {
+		struct evconnlistener *lev;
+
+		evutil_make_socket_nonblocking(ls[i].fd);
+		lev = evconnlistener_new(net.base, on_accept,
+		    &conf->listeners[ls[i].listener], LEV_OPT_CLOSE_ON_FREE,
+		    0, ls[i].fd);
+		if (lev == NULL)
+			fatalx("net: cannot listen on descriptor %d", ls[i].fd);
+		evconnlistener_set_error_cb(lev, on_accept_error);
+	}
+	sigterm = evsignal_new(net.base, SIGTERM, on_signal, NULL);
+	sigint = evsignal_new(net.base, SIGINT, on_signal, NULL);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	log_info("net event=ready listeners=%zu", nls);
+	event_base_dispatch(net.base);
+	exit(0);
+}

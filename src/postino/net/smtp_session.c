@@ -1,0 +1,1147 @@
+/*
+ * smtp_session.c - the inbound SMTP session (RFC 5321), in the net role.
+ *
+ * Everything here comes from an untrusted peer.  Input is bounded
+ * before it is copied (command lines, DATA lines through mail/smtp_data,
+ * BDAT chunks by their announced size), client text is escaped before
+ * it is logged, and the state machine is the table smtp_cmds[]: only
+ * the dispatcher answers unknown commands and commands out of state.
+ * The message goes straight into a spool file whose descriptor store
+ * hands over; the 250 is sent only after store says it is committed.
+ */
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+
+#include "addr.h"
+#include "compat.h"
+#include "db.h"
+#include "fsio.h"
+#include "log.h"
+#include "net.h"
+#include "proto.h"
+#include "smtp_data.h"
+#include "smtp_session.h"
+#include "smtp_syntax.h"
+#include "tls.h"
+#include "xalloc.h"
+
+/* Limits (R1.4).  RFC 5321 4.5.3.1.4: 512 octets a command line, CRLF
+ * included; MAIL and RCPT may grow by the parameters of the extensions
+ * we offer (RFC 1869: 512 more). */
+#define CMD_LINE_MAX	512
+#define CMD_LINE_EXT	1024
+#define TEXT_LINE_MAX	1000	/* RFC 5321 4.5.3.1.6 */
+#define HEADER_MAX	(64 * 1024)
+#define SPOOL_BUF	(64 * 1024)
+#define INPUT_MAX	(256 * 1024)	/* read watermark */
+
+enum smtp_state {
+	S_CONNECTED,	/* no HELO/EHLO yet */
+	S_READY,	/* greeted, no transaction */
+	S_MAIL,		/* MAIL accepted */
+	S_RCPT,		/* at least one RCPT accepted */
+	S_DATA,		/* reading the DATA stream */
+	S_BDAT,		/* reading a BDAT chunk */
+	S_QUIT		/* closing */
+};
+static const char *const state_names[] = {
+	"connected", "ready", "mail", "rcpt", "data", "bdat", "quit"
+};
+
+#define ST(s)		(1U << (s))
+#define ST_ANY		(ST(S_CONNECTED) | ST(S_READY) | ST(S_MAIL) | ST(S_RCPT))
+#define ST_TX		(ST(S_MAIL) | ST(S_RCPT))
+
+#define CMD_F_NOERR	0x01	/* never counts as a protocol error */
+
+enum smtp_wait {
+	W_NONE, W_RCPT, W_SPOOL, W_COMMIT
+};
+
+struct rcpt {
+	char	local_part[ADDR_LOCAL_MAX + 1];
+	char	domain[ADDR_DOMAIN_MAX + 1];
+	char	given[ADDR_PATH_MAX + 1];
+};
+
+struct smtp_session {
+	uint64_t			 id;
+	const struct conf_listener	*l;
+	const struct conf		*conf;
+	struct bufferevent		*bev;
+	char				 ip[64];	/* text, for logs */
+	char				 rcvd_ip[80];	/* as in Received */
+	int				 port;
+	enum smtp_state			 state;
+	enum smtp_wait			 wait;
+	bool				 closing, skip_line, esmtp, tls;
+	unsigned int			 errors;
+	char				 helo[256];
+	char				 tls_desc[160];
+
+	/* the transaction */
+	struct mailaddr			 from;
+	char				 from_given[ADDR_PATH_MAX + 1];
+	struct smtp_mail_params		 mparams;
+	struct rcpt			*rcpts;
+	size_t				 nrcpt;
+	struct rcpt			 pending;	/* RCPT being looked up */
+
+	/* the message */
+	char				 qid[QID_LEN + 1];
+	int				 spool_fd;
+	int				 spool_errno;
+	uint64_t			 spool_len;	/* octets written */
+	uint8_t				*wbuf;
+	size_t				 wlen;
+	bool				 too_big;
+	struct smtp_data		 data;
+	struct header_scan		 hdr;		/* BDAT */
+	bool				 bdat;		/* BDAT used in tx */
+	bool				 bdat_last;
+	uint64_t			 bdat_left, bdat_size;
+	const char			*bdat_discard;	/* reply after skip */
+};
+
+struct smtp_cmd {
+	const char	*name;
+	unsigned int	 states;
+	unsigned int	 flags;
+	void		(*run)(struct smtp_session *, const char *);
+};
+
+static void	do_helo(struct smtp_session *, const char *);
+static void	do_ehlo(struct smtp_session *, const char *);
+static void	do_mail(struct smtp_session *, const char *);
+static void	do_rcpt(struct smtp_session *, const char *);
+static void	do_data(struct smtp_session *, const char *);
+static void	do_bdat(struct smtp_session *, const char *);
+static void	do_rset(struct smtp_session *, const char *);
+static void	do_noop(struct smtp_session *, const char *);
+static void	do_quit(struct smtp_session *, const char *);
+static void	do_help(struct smtp_session *, const char *);
+static void	do_vrfy(struct smtp_session *, const char *);
+static void	do_starttls(struct smtp_session *, const char *);
+static void	do_auth(struct smtp_session *, const char *);
+
+static const struct smtp_cmd smtp_cmds[] = {
+	{ "HELO",	ST_ANY,			0,		do_helo },
+	{ "EHLO",	ST_ANY,			0,		do_ehlo },
+	{ "MAIL",	ST(S_CONNECTED) | ST(S_READY), 0,	do_mail },
+	{ "RCPT",	ST_TX,			0,		do_rcpt },
+	{ "DATA",	ST(S_RCPT),		0,		do_data },
+	{ "BDAT",	ST_ANY,			0,		do_bdat },
+	{ "RSET",	ST_ANY,			CMD_F_NOERR,	do_rset },
+	{ "NOOP",	ST_ANY,			CMD_F_NOERR,	do_noop },
+	{ "QUIT",	ST_ANY,			CMD_F_NOERR,	do_quit },
+	{ "HELP",	ST_ANY,			CMD_F_NOERR,	do_help },
+	{ "VRFY",	ST_ANY,			CMD_F_NOERR,	do_vrfy },
+	{ "STARTTLS",	ST(S_CONNECTED) | ST(S_READY), 0,	do_starttls },
+	{ "AUTH",	ST_ANY,			0,		do_auth },
+};
+
+static void	session_process(struct smtp_session *);
+static void	session_read_cb(struct bufferevent *, void *);
+static void	session_write_cb(struct bufferevent *, void *);
+static void	session_event_cb(struct bufferevent *, short, void *);
+
+/* --- replies and the session's life ---------------------------------- */
+
+static void
+reply(struct smtp_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+reply(struct smtp_session *s, const char *fmt, ...)
+{
+	struct evbuffer	*out = bufferevent_get_output(s->bev);
+	char		 line[1024];
+	va_list		 ap;
+	int		 n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) - 2)
+		panic("smtp: reply too long");
+	if (log_level() >= LOGL_DEBUG)
+		log_debug("smtp session=%016llx event=reply text=\"%s\"",
+		    (unsigned long long)s->id, line);
+	memcpy(line + n, "\r\n", 2);
+	evbuffer_add(out, line, (size_t)n + 2);
+}
+
+/* A reply that refuses something the client did wrong (R1.4). */
+static void
+reply_error(struct smtp_session *s, const char *text)
+{
+	reply(s, "%s", text);
+	s->errors++;
+}
+
+static void
+session_enter_state(struct smtp_session *s, enum smtp_state state)
+{
+	if (s->state == state)
+		return;
+	log_debug("smtp session=%016llx event=state from=%s to=%s",
+	    (unsigned long long)s->id, state_names[s->state],
+	    state_names[state]);
+	s->state = state;
+}
+
+static void
+session_timeouts(struct smtp_session *s)
+{
+	struct timeval	tv = { s->state == S_DATA || s->state == S_BDAT ?
+	    s->conf->smtp.timeout_data : s->conf->smtp.timeout_command, 0 };
+
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+static void
+session_free(struct smtp_session *s)
+{
+	if (s->qid[0] != '\0') {
+		struct ipc_out o;
+
+		ipc_out_init(&o);
+		ipc_put_str(&o, s->qid);
+		ipc_send(net.store, IMSG_SPOOL_ABORT, s->id, -1, &o);
+	}
+	if (s->spool_fd != -1)
+		close(s->spool_fd);
+	net_session_del(s->id);
+	net_conn_release(s->ip);
+	net.nconn--;
+	bufferevent_free(s->bev);
+	free(s->rcpts);
+	free(s->wbuf);
+	free(s);
+}
+
+/* Close once the replies already queued have left. */
+static void
+session_close(struct smtp_session *s, const char *reason)
+{
+	if (s->closing)
+		return;
+	log_info("smtp session=%016llx event=disconnect reason=%s",
+	    (unsigned long long)s->id, reason);
+	s->closing = true;
+	session_enter_state(s, S_QUIT);
+	bufferevent_disable(s->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		session_free(s);
+	else
+		bufferevent_setcb(s->bev, NULL, session_write_cb,
+		    session_event_cb, s);
+}
+
+static void
+tx_reset(struct smtp_session *s)
+{
+	if (s->qid[0] != '\0') {
+		struct ipc_out o;
+
+		ipc_out_init(&o);
+		ipc_put_str(&o, s->qid);
+		ipc_send(net.store, IMSG_SPOOL_ABORT, s->id, -1, &o);
+		s->qid[0] = '\0';
+	}
+	if (s->spool_fd != -1) {
+		close(s->spool_fd);
+		s->spool_fd = -1;
+	}
+	memset(&s->from, 0, sizeof(s->from));
+	s->from_given[0] = '\0';
+	memset(&s->mparams, 0, sizeof(s->mparams));
+	s->nrcpt = 0;
+	s->spool_len = 0;
+	s->spool_errno = 0;
+	s->wlen = 0;
+	s->too_big = false;
+	s->bdat = false;
+	if (s->state != S_CONNECTED)
+		session_enter_state(s, S_READY);
+}
+
+/* --- the message: writing the spool file ---------------------------- */
+
+static void
+spool_flush(struct smtp_session *s)
+{
+	if (s->wlen == 0)
+		return;
+	if (s->spool_errno == 0 &&
+	    fsio_write_all(s->spool_fd, s->wbuf, s->wlen) == -1)
+		s->spool_errno = errno;
+	s->wlen = 0;
+}
+
+static void
+spool_out(void *arg, const uint8_t *p, size_t len)
+{
+	struct smtp_session	*s = arg;
+	size_t			 n;
+
+	if (s->too_big || s->spool_errno != 0)
+		return;
+	if (s->spool_len + len > s->conf->smtp.max_message_size) {
+		s->too_big = true;
+		return;
+	}
+	s->spool_len += len;
+	while (len > 0) {
+		if (s->wlen == SPOOL_BUF)
+			spool_flush(s);
+		n = SPOOL_BUF - s->wlen < len ? SPOOL_BUF - s->wlen : len;
+		memcpy(s->wbuf + s->wlen, p, n);
+		s->wlen += n;
+		p += n;
+		len -= n;
+	}
+}
+
+static const char *
+protocol(const struct smtp_session *s)
+{
+	if (!s->esmtp)
+		return s->tls ? "SMTPS" : "SMTP";
+	return s->tls ? "ESMTPS" : "ESMTP";
+}
+
+/* The Received: trace field of R1.7 (RFC 5321 4.4). */
+static void
+spool_received(struct smtp_session *s)
+{
+	char		 buf[2048], date[64];
+	time_t		 now = time(NULL);
+	struct tm	 tm;
+	int		 n;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	n = snprintf(buf, sizeof(buf),
+	    "Received: from %s (unknown [%s])\r\n%s%s%s"
+	    "\tby %s (postino) with %s id %s%s%s%s;\r\n\t%s\r\n",
+	    s->helo, s->rcvd_ip,
+	    s->tls ? "\t(using " : "", s->tls ? s->tls_desc : "",
+	    s->tls ? ")\r\n" : "",
+	    s->conf->hostname, protocol(s), s->qid,
+	    s->nrcpt == 1 ? "\r\n\tfor <" : "",
+	    s->nrcpt == 1 ? s->rcpts[0].given : "",
+	    s->nrcpt == 1 ? ">" : "", date);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		panic("smtp: Received header too long");
+	spool_out(s, (const uint8_t *)buf, (size_t)n);
+}
+
+/* The reply for a message whose end was reached, or NULL to commit. */
+static const char *
+message_verdict(struct smtp_session *s, unsigned int dflags,
+    unsigned int received)
+{
+	if (s->too_big)
+		return "552 5.3.4 Message size exceeds fixed limit";
+	if (dflags & DATA_F_BARE_LF)
+		return "554 5.6.0 Bare <LF> received";
+	if (dflags & DATA_F_BARE_CR)
+		return "554 5.6.0 Bare <CR> received";
+	if (dflags & DATA_F_LONG_LINE)
+		return "500 5.5.2 Line too long";
+	if (dflags & DATA_F_LONG_HEADER)
+		return "552 5.6.0 Header section too long";
+	if (received > s->conf->smtp.max_hops)
+		return "554 5.4.6 Too many hops";
+	if (s->spool_errno == ENOSPC || s->spool_errno == EDQUOT)
+		return "452 4.3.1 Insufficient system storage";
+	if (s->spool_errno != 0)
+		return "451 4.3.0 Error: local error in processing";
+	return NULL;
+}
+
+static void
+message_commit(struct smtp_session *s)
+{
+	struct ipc_out	 o;
+	size_t		 i;
+
+	close(s->spool_fd);
+	s->spool_fd = -1;
+	ipc_out_init(&o);
+	ipc_put_str(&o, s->qid);
+	ipc_put_u64(&o, s->spool_len);
+	ipc_put_str(&o, s->helo);
+	ipc_put_str(&o, s->ip);
+	ipc_put_str(&o, protocol(s));
+	ipc_put_str(&o, s->from_given);
+	ipc_put_u32(&o, s->mparams.body);
+	ipc_put_u32(&o, s->mparams.smtputf8);
+	ipc_put_u32(&o, (uint32_t)s->nrcpt);
+	for (i = 0; i < s->nrcpt; i++) {
+		ipc_put_str(&o, s->rcpts[i].local_part);
+		ipc_put_str(&o, s->rcpts[i].domain);
+		ipc_put_str(&o, s->rcpts[i].given);
+	}
+	if (o.overflow) {
+		reply(s, "451 4.3.0 Error: local error in processing");
+		tx_reset(s);
+		return;
+	}
+	ipc_send(net.store, IMSG_SPOOL_COMMIT, s->id, -1, &o);
+	s->wait = W_COMMIT;
+}
+
+/* End of DATA or of the last BDAT chunk: refuse or commit. */
+static void
+message_end(struct smtp_session *s, unsigned int dflags,
+    unsigned int received)
+{
+	const char	*refuse;
+	char		 esc[256];
+
+	spool_flush(s);
+	if ((refuse = message_verdict(s, dflags, received)) != NULL) {
+		log_info("smtp session=%016llx event=refused qid=%s from=<%s> "
+		    "reply=\"%s\"", (unsigned long long)s->id, s->qid,
+		    log_escape(s->from_given, strlen(s->from_given), esc,
+		    sizeof(esc)), refuse);
+		reply(s, "%s", refuse);
+		tx_reset(s);
+		return;
+	}
+	message_commit(s);
+}
+
+static void
+data_step(struct smtp_session *s)
+{
+	struct evbuffer		*in = bufferevent_get_input(s->bev);
+	struct evbuffer_iovec	 v;
+	size_t			 used;
+	bool			 done = false;
+
+	while (!done && evbuffer_peek(in, -1, NULL, &v, 1) > 0 &&
+	    v.iov_len > 0) {
+		used = smtp_data_feed(&s->data, v.iov_base, v.iov_len, &done,
+		    spool_out, s);
+		evbuffer_drain(in, used);
+	}
+	if (!done)
+		return;
+	session_enter_state(s, S_RCPT);
+	session_timeouts(s);
+	message_end(s, s->data.flags, s->data.hdr.received);
+}
+
+static void
+bdat_step(struct smtp_session *s)
+{
+	struct evbuffer		*in = bufferevent_get_input(s->bev);
+	struct evbuffer_iovec	 v;
+	size_t			 n;
+
+	while (s->bdat_left > 0 && evbuffer_peek(in, -1, NULL, &v, 1) > 0 &&
+	    v.iov_len > 0) {
+		n = v.iov_len < s->bdat_left ? v.iov_len : s->bdat_left;
+		if (s->bdat_discard == NULL) {
+			header_scan_feed(&s->hdr, HEADER_MAX, v.iov_base, n);
+			spool_out(s, v.iov_base, n);
+		}
+		evbuffer_drain(in, n);
+		s->bdat_left -= n;
+	}
+	if (s->bdat_left > 0)
+		return;
+	if (s->bdat_discard != NULL) {
+		session_enter_state(s, s->nrcpt ? S_RCPT : S_READY);
+		session_timeouts(s);
+		reply_error(s, s->bdat_discard);
+		s->bdat_discard = NULL;
+		return;
+	}
+	session_enter_state(s, S_RCPT);
+	session_timeouts(s);
+	if (s->bdat_last) {
+		message_end(s, s->hdr.too_long ? DATA_F_LONG_HEADER : 0,
+		    s->hdr.received);
+		return;
+	}
+	if (s->too_big) {
+		spool_flush(s);
+		reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		tx_reset(s);
+		return;
+	}
+	reply(s, "250 2.0.0 %llu octets received",
+	    (unsigned long long)s->bdat_size);
+}
+
+/* --- commands --------------------------------------------------------- */
+
+static bool
+helo_arg_ok(const char *arg)
+{
+	size_t	len = strlen(arg);
+	size_t	i;
+
+	if (len == 0 || len > 255)
+		return false;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)arg[i] <= 0x20 || arg[i] == 0x7f)
+			return false;
+	return true;
+}
+
+static void
+greet(struct smtp_session *s, const char *arg, bool esmtp)
+{
+	tx_reset(s);
+	strlcpy(s->helo, arg, sizeof(s->helo));
+	s->esmtp = esmtp;
+	session_enter_state(s, S_READY);
+}
+
+static void
+do_helo(struct smtp_session *s, const char *arg)
+{
+	if (!helo_arg_ok(arg)) {
+		reply_error(s, "501 5.5.4 Syntax: HELO hostname");
+		return;
+	}
+	greet(s, arg, false);
+	reply(s, "250 %s", s->conf->hostname);
+}
+
+static void
+do_ehlo(struct smtp_session *s, const char *arg)
+{
+	if (!helo_arg_ok(arg)) {
+		reply_error(s, "501 5.5.4 Syntax: EHLO hostname");
+		return;
+	}
+	greet(s, arg, true);
+	reply(s, "250-%s", s->conf->hostname);
+	reply(s, "250-SIZE %llu",
+	    (unsigned long long)s->conf->smtp.max_message_size);
+	reply(s, "250-PIPELINING");
+	reply(s, "250-8BITMIME");
+	reply(s, "250-ENHANCEDSTATUSCODES");
+	if (s->l->tls == TLS_STARTTLS && !s->tls && net.ssl_ctx != NULL)
+		reply(s, "250-STARTTLS");
+	reply(s, "250-SMTPUTF8");
+	reply(s, "250 CHUNKING");
+}
+
+/* The path as the client wrote it, between the brackets. */
+static void
+path_given(const char *arg, char *buf, size_t size)
+{
+	const char	*lt = strchr(arg, '<'), *end, *errstr;
+	struct mailaddr	 a;
+
+	buf[0] = '\0';
+	if (lt == NULL || addr_parse_path(lt, true, &a, &end, &errstr) == -1)
+		return;
+	if ((size_t)(end - lt - 2) < size) {
+		memcpy(buf, lt + 1, (size_t)(end - lt - 2));
+		buf[end - lt - 2] = '\0';
+	}
+}
+
+static void
+do_mail(struct smtp_session *s, const char *arg)
+{
+	const char	*err;
+	char		 esc[ADDR_PATH_MAX * 4];
+
+	if (s->state == S_CONNECTED && s->conf->smtp.require_helo) {
+		reply_error(s, "503 5.5.1 Send HELO/EHLO first");
+		return;
+	}
+	if (smtp_parse_mail(arg, &s->from, &s->mparams, &err) == -1) {
+		reply_error(s, err);
+		return;
+	}
+	if (s->mparams.body == BODY_BINARYMIME) {
+		reply_error(s, "555 5.5.4 Unsupported parameter");
+		return;
+	}
+	if (s->mparams.has_size &&
+	    s->mparams.size > s->conf->smtp.max_message_size) {
+		reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		return;
+	}
+	path_given(arg, s->from_given, sizeof(s->from_given));
+	log_info("smtp session=%016llx event=mail from=<%s>",
+	    (unsigned long long)s->id, log_escape(s->from_given,
+	    strlen(s->from_given), esc, sizeof(esc)));
+	session_enter_state(s, S_MAIL);
+	reply(s, "250 2.1.0 Ok");
+}
+
+static void
+do_rcpt(struct smtp_session *s, const char *arg)
+{
+	struct smtp_rcpt_params	 p;
+	struct mailaddr		 to;
+	struct ipc_out		 o;
+	const char		*err;
+
+	if (smtp_parse_rcpt(arg, s->mparams.smtputf8, &to, &p, &err) == -1) {
+		reply_error(s, err);
+		return;
+	}
+	if (s->nrcpt >= s->conf->smtp.max_recipients) {
+		reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	memset(&s->pending, 0, sizeof(s->pending));
+	path_given(arg, s->pending.given, sizeof(s->pending.given));
+	if (to.flags & ADDR_F_POSTMASTER)
+		strlcpy(to.domain, s->conf->hostname, sizeof(to.domain));
+	if (to.flags & ADDR_F_LITERAL) {
+		/* R3.6: an address literal is never one of ours. */
+		reply(s, "550 5.7.1 <%s> Relay access denied",
+		    s->pending.given);
+		return;
+	}
+	if (addr_local_fold(&to, s->pending.local_part,
+	    sizeof(s->pending.local_part)) == -1) {
+		reply_error(s, "553 5.1.3 Bad recipient address syntax");
+		return;
+	}
+	strlcpy(s->pending.domain, to.domain, sizeof(s->pending.domain));
+	ipc_out_init(&o);
+	ipc_put_str(&o, s->pending.local_part);
+	ipc_put_str(&o, s->pending.domain);
+	ipc_send(net.store, IMSG_RCPT_LOOKUP, s->id, -1, &o);
+	s->wait = W_RCPT;
+}
+
+static void
+rcpt_result(struct smtp_session *s, enum db_rcpt r)
+{
+	char	esc[ADDR_PATH_MAX * 4];
+
+	log_escape(s->pending.given, strlen(s->pending.given), esc,
+	    sizeof(esc));
+	switch (r) {
+	case DB_RCPT_OK:
+		s->rcpts = xreallocarray(s->rcpts, s->nrcpt + 1,
+		    sizeof(*s->rcpts));
+		s->rcpts[s->nrcpt++] = s->pending;
+		session_enter_state(s, S_RCPT);
+		log_info("smtp session=%016llx event=rcpt to=<%s>",
+		    (unsigned long long)s->id, esc);
+		reply(s, "250 2.1.5 Ok");
+		return;
+	case DB_RCPT_NOT_LOCAL:
+		log_info("smtp session=%016llx event=reject to=<%s> "
+		    "reason=relay", (unsigned long long)s->id, esc);
+		reply(s, "550 5.7.1 <%s> Relay access denied",
+		    s->pending.given);
+		return;
+	case DB_RCPT_UNKNOWN:
+		log_info("smtp session=%016llx event=reject to=<%s> "
+		    "reason=unknown-user", (unsigned long long)s->id, esc);
+		reply(s, "550 5.1.1 <%s> User unknown", s->pending.given);
+		return;
+	case DB_RCPT_TEMPFAIL:
+		reply(s, "451 4.3.0 Error: local error in processing");
+		return;
+	default:
+		fatalx("smtp: store sent rcpt result %d", (int)r);
+	}
+}
+
+/* Ask store for the spool file; the command resumes in spool_ready. */
+static void
+spool_request(struct smtp_session *s)
+{
+	struct ipc_out	o;
+
+	ipc_out_init(&o);
+	ipc_send(net.store, IMSG_SPOOL_OPEN, s->id, -1, &o);
+	s->wait = W_SPOOL;
+}
+
+static void
+do_data(struct smtp_session *s, const char *arg)
+{
+	if (*arg != '\0') {
+		reply_error(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (s->bdat) {
+		reply_error(s, "503 5.5.1 Error: DATA after BDAT");
+		return;
+	}
+	spool_request(s);
+}
+
+static void
+do_bdat(struct smtp_session *s, const char *arg)
+{
+	const char	*err;
+	uint64_t	 size;
+	bool		 last;
+
+	if (smtp_parse_bdat(arg, &size, &last, &err) == -1) {
+		reply_error(s, err);
+		return;
+	}
+	s->bdat_left = s->bdat_size = size;
+	s->bdat_last = last;
+	if (s->state != S_RCPT) {
+		/* Skip the chunk, then refuse it (RFC 3030: the octets
+		 * are not commands, whatever state we are in). */
+		s->bdat_discard = s->state == S_MAIL ?
+		    "503 5.5.1 Error: need RCPT command" :
+		    "503 5.5.1 Error: need MAIL command";
+		session_enter_state(s, S_BDAT);
+		session_timeouts(s);
+		return;
+	}
+	if (!s->bdat) {
+		s->bdat = true;
+		header_scan_init(&s->hdr);
+		spool_request(s);
+		return;
+	}
+	session_enter_state(s, S_BDAT);
+	session_timeouts(s);
+}
+
+static void
+spool_ready(struct smtp_session *s, struct ipc_msg *m)
+{
+	uint32_t	 ok = ipc_get_u32(m);
+	const char	*qid = ipc_get_str(m);
+
+	ipc_end(m);
+	if (!ok || m->fd == -1 || qid == NULL || strlen(qid) != QID_LEN) {
+		if (m->fd != -1)
+			close(m->fd);
+		if (!s->bdat) {
+			reply(s, "451 4.3.0 Error: local error in processing");
+			return;
+		}
+		/* the chunk still has to be skipped */
+		tx_reset(s);
+		s->bdat_discard = "451 4.3.0 Error: local error in processing";
+		session_enter_state(s, S_BDAT);
+		session_timeouts(s);
+		return;
+	}
+	strlcpy(s->qid, qid, sizeof(s->qid));
+	s->spool_fd = m->fd;
+	s->spool_len = 0;
+	if (s->wbuf == NULL)
+		s->wbuf = xmalloc(SPOOL_BUF);
+	spool_received(s);
+	if (s->bdat) {
+		session_enter_state(s, S_BDAT);
+	} else {
+		smtp_data_init(&s->data, TEXT_LINE_MAX, HEADER_MAX,
+		    s->conf->smtp.bare_lf == BARE_LF_NORMALIZE);
+		reply(s, "354 End data with <CR><LF>.<CR><LF>");
+		session_enter_state(s, S_DATA);
+	}
+	session_timeouts(s);
+}
+
+static void
+committed(struct smtp_session *s, enum commit_status st)
+{
+	char	esc[ADDR_PATH_MAX * 4];
+
+	switch (st) {
+	case COMMIT_OK:
+		log_info("smtp session=%016llx event=queued qid=%s from=<%s> "
+		    "nrcpt=%zu size=%llu proto=%s%s%s",
+		    (unsigned long long)s->id, s->qid,
+		    log_escape(s->from_given, strlen(s->from_given), esc,
+		    sizeof(esc)), s->nrcpt, (unsigned long long)s->spool_len,
+		    protocol(s), s->tls ? " tls=" : "",
+		    s->tls ? SSL_get_version(bufferevent_openssl_get_ssl(
+		    s->bev)) : "");
+		reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+		s->qid[0] = '\0';	/* it is store's now */
+		break;
+	case COMMIT_NOSPACE:
+		reply(s, "452 4.3.1 Insufficient system storage");
+		s->qid[0] = '\0';
+		break;
+	case COMMIT_TEMPFAIL:
+		reply(s, "451 4.3.0 Error: local error in processing");
+		s->qid[0] = '\0';
+		break;
+	default:
+		fatalx("smtp: store sent commit status %d", (int)st);
+	}
+	tx_reset(s);
+}
+
+static void
+do_rset(struct smtp_session *s, const char *arg)
+{
+	tx_reset(s);
+	reply(s, "250 2.0.0 Ok");
+}
+
+static void
+do_noop(struct smtp_session *s, const char *arg)
+{
+	reply(s, "250 2.0.0 Ok");
+}
+
+static void
+do_quit(struct smtp_session *s, const char *arg)
+{
+	reply(s, "221 2.0.0 Bye");
+	session_close(s, "quit");
+}
+
+static void
+do_help(struct smtp_session *s, const char *arg)
+{
+	reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET "
+	    "NOOP QUIT HELP VRFY STARTTLS");
+}
+
+static void
+do_vrfy(struct smtp_session *s, const char *arg)
+{
+	reply(s, "252 2.5.2 Cannot VRFY user, but will accept message and "
+	    "attempt delivery");
+}
+
+static void
+do_auth(struct smtp_session *s, const char *arg)
+{
+	reply_error(s, "502 5.5.1 Error: AUTH not available");
+}
+
+static void
+tls_handshake_done(struct smtp_session *s)
+{
+	SSL	*ssl = bufferevent_openssl_get_ssl(s->bev);
+
+	if (ssl == NULL || s->tls_desc[0] != '\0')
+		return;
+	tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
+	log_info("smtp session=%016llx event=tls %s",
+	    (unsigned long long)s->id, s->tls_desc);
+}
+
+static struct bufferevent *
+tls_wrap(struct smtp_session *s, int fd)
+{
+	struct bufferevent	*bev;
+	SSL			*ssl;
+
+	if ((ssl = SSL_new(net.ssl_ctx)) == NULL)
+		return NULL;
+	if (fd != -1)
+		bev = bufferevent_openssl_socket_new(net.base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	else
+		bev = bufferevent_openssl_filter_new(net.base, s->bev, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+static void
+session_setup_bev(struct smtp_session *s)
+{
+	bufferevent_setcb(s->bev, session_read_cb, NULL, session_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_MAX);
+	session_timeouts(s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+static void
+do_starttls(struct smtp_session *s, const char *arg)
+{
+	struct evbuffer		*in = bufferevent_get_input(s->bev);
+	struct bufferevent	*bev;
+
+	if (s->tls) {
+		reply_error(s, "503 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (s->l->tls != TLS_STARTTLS || net.ssl_ctx == NULL) {
+		reply_error(s, "502 5.5.1 Error: STARTTLS not available");
+		return;
+	}
+	if (*arg != '\0') {
+		reply_error(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	/* Whatever came after STARTTLS in the clear is not to be run
+	 * inside TLS (CVE-2011-0411). */
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if ((bev = tls_wrap(s, -1)) == NULL) {
+		session_close(s, "tls-setup");
+		return;
+	}
+	s->bev = bev;
+	s->tls = true;
+	/* RFC 3207 4.2: forget everything learnt before TLS. */
+	tx_reset(s);
+	s->helo[0] = '\0';
+	s->esmtp = false;
+	session_enter_state(s, S_CONNECTED);
+	session_setup_bev(s);
+}
+
+/* --- the dispatcher --------------------------------------------------- */
+
+static const char *
+wrong_state(const struct smtp_session *s, const struct smtp_cmd *c)
+{
+	if (strcmp(c->name, "MAIL") == 0)
+		return "503 5.5.1 Error: nested MAIL command";
+	if (strcmp(c->name, "RCPT") == 0)
+		return "503 5.5.1 Error: need MAIL command";
+	if (strcmp(c->name, "DATA") == 0)
+		return s->state == S_MAIL ?
+		    "503 5.5.1 Error: need RCPT command" :
+		    "503 5.5.1 Error: need MAIL command";
+	return "503 5.5.1 Error: bad sequence of commands";
+}
+
+static void
+dispatch(struct smtp_session *s, char *line, size_t len)
+{
+	const struct smtp_cmd	*c = NULL;
+	char			 verb[SMTP_VERB_MAX];
+	const char		*args;
+	size_t			 i;
+
+	if (strlen(line) == len && smtp_cmd_split(line, verb, &args) == 0)
+		for (i = 0; i < sizeof(smtp_cmds) / sizeof(smtp_cmds[0]); i++)
+			if (strcmp(verb, smtp_cmds[i].name) == 0)
+				c = &smtp_cmds[i];
+	if (c == NULL) {
+		reply_error(s, "500 5.5.2 Error: command not recognized");
+		return;
+	}
+	if (len + 2 > CMD_LINE_MAX && strcmp(c->name, "MAIL") != 0 &&
+	    strcmp(c->name, "RCPT") != 0) {
+		reply_error(s, "500 5.5.2 Line too long");
+		return;
+	}
+	if ((c->states & ST(s->state)) == 0) {
+		reply_error(s, wrong_state(s, c));
+		return;
+	}
+	c->run(s, args);
+}
+
+/* One command line, if a whole one is there; false to wait. */
+static bool
+command_step(struct smtp_session *s)
+{
+	struct evbuffer		*in = bufferevent_get_input(s->bev);
+	struct evbuffer_ptr	 lf;
+	char			 line[CMD_LINE_EXT + 1];
+	size_t			 len;
+
+	lf = evbuffer_search(in, "\n", 1, NULL);
+	if (lf.pos == -1) {
+		len = evbuffer_get_length(in);
+		if (len > CMD_LINE_EXT) {
+			evbuffer_drain(in, len);
+			s->skip_line = true;
+		}
+		return false;
+	}
+	len = (size_t)lf.pos + 1;
+	if (s->skip_line || len > CMD_LINE_EXT) {
+		evbuffer_drain(in, len);
+		s->skip_line = false;
+		reply_error(s, "500 5.5.2 Line too long");
+		return true;
+	}
+	evbuffer_remove(in, line, len);
+	if (len < 2 || line[len - 2] != '\r') {
+		reply_error(s, "500 5.5.2 Bare <LF> received");
+		return true;
+	}
+	line[len - 2] = '\0';
+	dispatch(s, line, len - 2);
+	return true;
+}
+
+static void
+session_process(struct smtp_session *s)
+{
+	unsigned int	errors;
+
+	while (!s->closing && s->wait == W_NONE) {
+		errors = s->errors;
+		if (s->state == S_DATA) {
+			data_step(s);
+			if (s->state == S_DATA)
+				break;
+		} else if (s->state == S_BDAT) {
+			bdat_step(s);
+			if (s->state == S_BDAT)
+				break;
+		} else if (!command_step(s))
+			break;
+		if (s->errors > errors && s->errors >= s->conf->smtp.max_errors) {
+			reply(s, "421 4.7.0 %s Error: too many errors",
+			    s->conf->hostname);
+			session_close(s, "errors");
+		}
+	}
+}
+
+static void
+session_read_cb(struct bufferevent *bev, void *arg)
+{
+	session_process(arg);
+}
+
+static void
+session_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	if (s->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		session_free(s);
+}
+
+static void
+session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		tls_handshake_done(s);
+		return;
+	}
+	if (s->closing) {
+		session_free(s);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (s->wait != W_NONE) {	/* store is slow, not the client */
+			bufferevent_enable(bev, EV_READ);
+			return;
+		}
+		reply(s, "421 4.4.2 %s Error: timeout exceeded",
+		    s->conf->hostname);
+		session_close(s, "timeout");
+		return;
+	}
+	log_info("smtp session=%016llx event=disconnect reason=%s",
+	    (unsigned long long)s->id, what & BEV_EVENT_EOF ? "eof" : "error");
+	s->closing = true;
+	session_free(s);
+}
+
+void
+smtp_session_store_reply(struct smtp_session *s, struct ipc_msg *m)
+{
+	enum smtp_wait	w = s->wait;
+
+	if (m->fd != -1 && m->type != IMSG_SPOOL_FD)
+		fatalx("net: unexpected descriptor from store");
+	s->wait = W_NONE;
+	if (m->type == IMSG_RCPT_RESULT && w == W_RCPT) {
+		uint32_t r = ipc_get_u32(m);
+
+		ipc_end(m);
+		rcpt_result(s, (enum db_rcpt)r);
+	} else if (m->type == IMSG_SPOOL_FD && w == W_SPOOL) {
+		spool_ready(s, m);
+	} else if (m->type == IMSG_SPOOL_COMMITTED && w == W_COMMIT) {
+		uint32_t r = ipc_get_u32(m);
+
+		ipc_end(m);
+		committed(s, (enum commit_status)r);
+	} else {
+		fatalx("net: store sent message %u in wait state %d",
+		    m->type, (int)w);
+	}
+	if (!s->closing)
+		session_process(s);
+}
+
+/* --- a new session ---------------------------------------------------- */
+
+static void
+session_addresses(struct smtp_session *s, const struct sockaddr *sa,
+    const char *ip)
+{
+	strlcpy(s->ip, ip, sizeof(s->ip));
+	if (sa->sa_family == AF_INET6) {
+		s->port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+		snprintf(s->rcvd_ip, sizeof(s->rcvd_ip), "IPv6:%s", ip);
+	} else {
+		s->port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+		strlcpy(s->rcvd_ip, ip, sizeof(s->rcvd_ip));
+	}
+}
+
+void
+smtp_session_new(const struct conf_listener *l, int fd,
+    const struct sockaddr *sa, socklen_t salen, const char *ip)
+{
+	struct smtp_session	*s = xcalloc(1, sizeof(*s));
+	int			 one = 1;
+
+	s->id = ++net.next_id;
+	s->l = l;
+	s->conf = net.conf;
+	s->spool_fd = -1;
+	session_addresses(s, sa, ip);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	evutil_make_socket_nonblocking(fd);
+	if (l->tls == TLS_IMPLICIT) {
+		s->bev = net.ssl_ctx ? tls_wrap(s, fd) : NULL;
+		s->tls = true;
+	} else {
+		s->bev = bufferevent_socket_new(net.base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
+	}
+	net.nconn++;
+	net_session_add(s, s->id);
+	log_info("smtp session=%016llx event=connect address=[%s]:%d "
+	    "listener=%s", (unsigned long long)s->id, s->ip, s->port, l->name);
+	if (s->bev == NULL) {
+		close(fd);
+		s->bev = bufferevent_socket_new(net.base, -1, 0);
+		session_close(s, "tls-setup");
+		return;
+	}
+	session_setup_bev(s);
+	reply(s, "220 %s ESMTP postino", s->conf->hostname);
+}

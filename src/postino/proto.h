@@ -1,0 +1,40 @@
+/*
+ * proto.h - the messages between the roles (lib/ipc carries them).
+ *
+ * net -> store requests carry the session id as the message id; the
+ * store answers with the same id.  Payload fields are listed in order.
+ */
+#ifndef POSTINO_PROTO_H
+#define POSTINO_PROTO_H
+
+enum imsg_type {
+	/* net -> store: str local_part, str domain */
+	IMSG_RCPT_LOOKUP = 1,
+	/* store -> net: u32 enum db_rcpt */
+	IMSG_RCPT_RESULT,
+	/* net -> store: (nothing) */
+	IMSG_SPOOL_OPEN,
+	/* store -> net: u32 ok, str queue id; with the spool fd when ok */
+	IMSG_SPOOL_FD,
+	/*
+	 * net -> store: str queue id, u64 message length, str helo,
+	 * str client address, str protocol (ESMTP...), str mail from,
+	 * u32 body (enum smtp_body), u32 smtputf8, u32 nrcpt,
+	 * then nrcpt x (str local_part, str domain, str as given)
+	 */
+	IMSG_SPOOL_COMMIT,
+	/* store -> net: u32 enum commit_status */
+	IMSG_SPOOL_COMMITTED,
+	/* net -> store: str queue id */
+	IMSG_SPOOL_ABORT,
+};
+
+enum commit_status {
+	COMMIT_OK,
+	COMMIT_TEMPFAIL,	/* 451: store error */
+	COMMIT_NOSPACE,		/* 452: disk full */
+};
+
+#define QID_LEN	16	/* hex digits */
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * role.h - what the parent and the two roles share: the descriptors a
+ * role is started with, privilege dropping, and the role entry points.
+ */
+#ifndef POSTINO_ROLE_H
+#define POSTINO_ROLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf.h"
+
+/* A role's descriptors after re-exec: 3 is the channel to the peer
+ * role; net's listening sockets follow from 4 on. */
+#define ROLE_FD_PEER	3
+#define ROLE_FD_LISTEN	4
+#define NET_USER	"postino-net"
+#define CHROOT_DIR	"empty"		/* under data_dir */
+
+struct role_listen {
+	int	fd;
+	size_t	listener;	/* index into conf->listeners */
+};
+
+/*
+ * Become user (and chroot into dir first, when dir is not NULL) if we
+ * are root; log what was done.  Also arranges to die with the parent.
+ */
+void	role_drop(const char *role, const char *user, const char *dir);
+
+void	net_main(struct conf *, struct role_listen *, size_t nlisten)
+	    __attribute__((noreturn));
+void	store_main(struct conf *) __attribute__((noreturn));
+
+#endif

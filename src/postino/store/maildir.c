@@ -1,0 +1,109 @@
+/*
+ * maildir.c - Maildir delivery, in the store role's worker threads.
+ *
+ * Trusts its arguments only as far as maildir_path() checks them: the
+ * domain and local part come from the account store, but a mailbox name
+ * must never leave <root>.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "fsio.h"
+#include "maildir.h"
+
+static bool
+component_ok(const char *s)
+{
+	if (*s == '\0' || *s == '.')
+		return false;
+	for (; *s != '\0'; s++)
+		if (*s == '/' || (unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static int
+maildir_path(char *buf, size_t size, const char *root, const char *domain,
+    const char *local_part, const char *sub)
+{
+	if (!component_ok(domain) || !component_ok(local_part))
+		return -2;
+	if ((size_t)snprintf(buf, size, "%s/%s/%s%s%s", root, domain,
+	    local_part, sub ? "/" : "", sub ? sub : "") >= size) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+maildir_make(const char *box)
+{
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	char	path[PATH_MAX];
+	size_t	i;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", box, subs[i]);
+		if (fsio_mkdirs(path, 0700) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+int
+maildir_deliver(const char *root, const char *domain, const char *local_part,
+    const char *name, int msgfd, off_t len)
+{
+	char	box[PATH_MAX], tmp[PATH_MAX], dst[PATH_MAX], dir[PATH_MAX];
+	int	fd, r, saved;
+
+	if ((r = maildir_path(box, sizeof(box), root, domain, local_part,
+	    NULL)) != 0)
+		return r;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/tmp/%s", box, name) >=
+	    sizeof(tmp) || (size_t)snprintf(dst, sizeof(dst), "%s/new/%s",
+	    box, name) >= sizeof(dst)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (access(dst, F_OK) == 0) {
+		unlink(tmp);	/* delivered before a crash cut us short */
+		return 0;
+	}
+	if (maildir_make(box) == -1)
+		return -1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1)
+		return -1;
+	if (fsio_copy(msgfd, fd, len) == -1 || fsync(fd) == -1)
+		goto out_close;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto out_unlink;
+	}
+	fd = -1;
+	if (link(tmp, dst) == -1 && errno != EEXIST)
+		goto out_unlink;
+	unlink(tmp);
+	strlcpy(dir, dst, sizeof(dir));
+	*strrchr(dir, '/') = '\0';
+	return fsio_fsync_dir(dir);
+
+out_close:
+	saved = errno;
+	close(fd);
+	errno = saved;
+out_unlink:
+	saved = errno;
+	unlink(tmp);
+	errno = saved;
+	return -1;
+}

@@ -1,0 +1,493 @@
+/*
+ * queue.c - spool files, commit, recovery and the delivery scheduler.
+ *
+ * Runs in the store role.  The loop thread owns every structure here;
+ * workers get a job struct of their own and return results in it.
+ * Input it trusts: the message octets are whatever net wrote, and are
+ * only copied, never interpreted; the envelope was built by store.c.
+ */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "conf.h"
+#include "fsio.h"
+#include "log.h"
+#include "maildir.h"
+#include "pool.h"
+#include "queue.h"
+#include "xalloc.h"
+
+#define DIR_INCOMING	"spool/incoming"
+#define DIR_QUEUE	"spool/queue"
+#define DIR_MAIL	"mail"
+#define SPOOL_BUCKETS	1024
+#define RETRY_FIRST	30	/* seconds, doubled per attempt */
+#define RETRY_MAX	3600
+
+struct spool {
+	struct spool	*next;
+	char		 qid[QID_LEN + 1];
+	int		 fd;
+	bool		 committing;
+};
+
+struct qmsg {
+	struct qmsg	*next;
+	struct queue	*q;
+	char		 qid[QID_LEN + 1];
+	unsigned int	 attempts;
+	struct event	*timer;
+};
+
+struct queue {
+	struct event_base	*base;
+	struct pool		*pool;
+	const struct conf	*conf;
+	struct spool		*spools[SPOOL_BUCKETS];
+	struct qmsg		*ready, **ready_tail;
+	unsigned int		 active, max_active;
+	char			 hostname[256];	/* safe for a Maildir name */
+};
+
+struct commit_job {
+	struct queue	*q;
+	struct spool	*sp;
+	char		*env;
+	size_t		 envlen;
+	uint64_t	 msglen;
+	enum commit_status status;
+	queue_commit_cb	 cb;
+	void		*arg;
+};
+
+enum deliver_result { DELIVER_DONE, DELIVER_DEFER };
+
+struct deliver_job {
+	struct qmsg		*m;
+	const char		*hostname;
+	enum deliver_result	 result;
+};
+
+static void	schedule(struct queue *, struct qmsg *);
+static void	run_ready(struct queue *);
+
+static unsigned int
+bucket(const char *qid)
+{
+	unsigned int	h = 5381;
+
+	for (; *qid != '\0'; qid++)
+		h = h * 33 + (unsigned char)*qid;
+	return h % SPOOL_BUCKETS;
+}
+
+static struct spool *
+spool_find(struct queue *q, const char *qid, struct spool ***prev_r)
+{
+	struct spool	**pp = &q->spools[bucket(qid)];
+
+	for (; *pp != NULL; pp = &(*pp)->next)
+		if (strcmp((*pp)->qid, qid) == 0)
+			break;
+	if (prev_r != NULL)
+		*prev_r = pp;
+	return *pp;
+}
+
+static void
+spool_remove(struct queue *q, struct spool *sp)
+{
+	struct spool	**pp;
+
+	if (spool_find(q, sp->qid, &pp) == sp)
+		*pp = sp->next;
+	if (sp->fd != -1)
+		close(sp->fd);
+	free(sp);
+}
+
+static bool
+qid_valid(const char *s)
+{
+	size_t	i;
+
+	for (i = 0; i < QID_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	return s[QID_LEN] == '\0';
+}
+
+/* Time-ordered ids (microseconds) with random low bits: they sort by
+ * arrival and cannot repeat across restarts. */
+static void
+qid_new(char qid[QID_LEN + 1])
+{
+	struct timespec	ts;
+	uint64_t	us, rnd;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	rnd = (uint64_t)random();
+	snprintf(qid, QID_LEN + 1, "%011" PRIX64 "%05" PRIX64,
+	    (uint64_t)(us & 0xFFFFFFFFFFFULL), (uint64_t)(rnd & 0xFFFFF));
+}
+
+int
+queue_spool_open(struct queue *q, char qid[QID_LEN + 1], int *fd_r)
+{
+	struct spool	*sp;
+	char		 path[64];
+	int		 fd, tries;
+
+	for (tries = 0; tries < 8; tries++) {
+		qid_new(qid);
+		snprintf(path, sizeof(path), DIR_INCOMING "/%s", qid);
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd != -1 || errno != EEXIST)
+			break;
+	}
+	if (fd == -1)
+		return -1;
+	if ((*fd_r = dup(fd)) == -1) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	sp = xcalloc(1, sizeof(*sp));
+	strlcpy(sp->qid, qid, sizeof(sp->qid));
+	sp->fd = fd;
+	sp->next = q->spools[bucket(qid)];
+	q->spools[bucket(qid)] = sp;
+	return 0;
+}
+
+void
+queue_spool_abort(struct queue *q, const char *qid)
+{
+	struct spool	*sp;
+	char		 path[64];
+
+	if (!qid_valid(qid) || (sp = spool_find(q, qid, NULL)) == NULL ||
+	    sp->committing)
+		return;
+	snprintf(path, sizeof(path), DIR_INCOMING "/%s", qid);
+	unlink(path);
+	spool_remove(q, sp);
+}
+
+static void
+commit_work(void *arg)
+{
+	struct commit_job	*j = arg;
+	char			 trailer[ENV_TRAILER_LEN + 1];
+	char			 from[64], to[64];
+	struct stat		 st;
+	int			 fd = j->sp->fd;
+
+	j->status = COMMIT_TEMPFAIL;
+	if (fstat(fd, &st) == -1 || (uint64_t)st.st_size != j->msglen) {
+		log_warn("queue qid=%s event=commit-refused reason=size "
+		    "file=%lld said=%" PRIu64, j->sp->qid,
+		    (long long)st.st_size, j->msglen);
+		return;
+	}
+	envelope_trailer(trailer, j->msglen, j->envlen);
+	if (fsio_pwrite_all(fd, j->env, j->envlen, (off_t)j->msglen) == -1 ||
+	    fsio_pwrite_all(fd, trailer, ENV_TRAILER_LEN,
+	    (off_t)(j->msglen + j->envlen)) == -1 || fsync(fd) == -1)
+		goto fail;
+	snprintf(from, sizeof(from), DIR_INCOMING "/%s", j->sp->qid);
+	snprintf(to, sizeof(to), DIR_QUEUE "/%s", j->sp->qid);
+	if (rename(from, to) == -1 || fsio_fsync_dir(DIR_QUEUE) == -1)
+		goto fail;
+	j->status = COMMIT_OK;
+	return;
+fail:
+	if (errno == ENOSPC || errno == EDQUOT)
+		j->status = COMMIT_NOSPACE;
+	log_warn("queue qid=%s event=commit-failed error=\"%s\"", j->sp->qid,
+	    strerror(errno));
+}
+
+static void
+commit_done(void *arg)
+{
+	struct commit_job	*j = arg;
+	struct queue		*q = j->q;
+	struct qmsg		*m;
+	char			 path[64];
+
+	if (j->status == COMMIT_OK) {
+		m = xcalloc(1, sizeof(*m));
+		m->q = q;
+		strlcpy(m->qid, j->sp->qid, sizeof(m->qid));
+		schedule(q, m);
+	} else {
+		snprintf(path, sizeof(path), DIR_INCOMING "/%s", j->sp->qid);
+		unlink(path);
+	}
+	spool_remove(q, j->sp);
+	j->cb(j->arg, j->status);
+	free(j->env);
+	free(j);
+	run_ready(q);
+}
+
+void
+queue_spool_commit(struct queue *q, struct envelope *env, queue_commit_cb cb,
+    void *arg)
+{
+	struct commit_job	*j;
+	struct spool		*sp;
+
+	if (!qid_valid(env->qid) || (sp = spool_find(q, env->qid, NULL)) ==
+	    NULL || sp->committing) {
+		envelope_clear(env);
+		cb(arg, COMMIT_TEMPFAIL);
+		return;
+	}
+	sp->committing = true;
+	j = xcalloc(1, sizeof(*j));
+	j->q = q;
+	j->sp = sp;
+	j->msglen = env->msglen;
+	j->env = envelope_format(env, &j->envlen);
+	j->cb = cb;
+	j->arg = arg;
+	envelope_clear(env);
+	pool_run(q->pool, commit_work, commit_done, j);
+}
+
+/* Read the envelope of a committed message; -1 when it is damaged. */
+static int
+read_envelope(int fd, struct envelope *env, const char *qid)
+{
+	char		 trailer[ENV_TRAILER_LEN];
+	const char	*errstr;
+	struct stat	 st;
+	uint64_t	 msglen, envlen;
+	char		*text;
+	int		 r;
+
+	if (fstat(fd, &st) == -1 || st.st_size < ENV_TRAILER_LEN ||
+	    pread(fd, trailer, sizeof(trailer), st.st_size - ENV_TRAILER_LEN)
+	    != ENV_TRAILER_LEN ||
+	    envelope_trailer_parse(trailer, &msglen, &envlen) == -1 ||
+	    msglen + envlen + ENV_TRAILER_LEN != (uint64_t)st.st_size ||
+	    envlen > 64 * 1024 * 1024) {
+		log_err("queue qid=%s event=damaged reason=trailer", qid);
+		return -1;
+	}
+	text = xmalloc(envlen);
+	r = pread(fd, text, envlen, (off_t)msglen) == (ssize_t)envlen ? 0 : -1;
+	if (r == 0 && (r = envelope_parse(text, envlen, env, &errstr)) == -1)
+		log_err("queue qid=%s event=damaged reason=\"%s\"", qid,
+		    errstr);
+	env->msglen = msglen;
+	free(text);
+	return r;
+}
+
+static bool
+deliver_target(struct deliver_job *j, int fd, struct envelope *env,
+    size_t i)
+{
+	struct env_target	*t = &env->targets[i];
+	char			 name[512];
+	int			 r;
+
+	if (!t->local) {
+		log_info("queue qid=%s event=deferred rcpt=<%s@%s> "
+		    "reason=\"remote delivery is not available yet\"",
+		    env->qid, t->local_part, t->domain);
+		return false;
+	}
+	snprintf(name, sizeof(name), "%lld.Q%sR%zu.%s,S=%" PRIu64,
+	    (long long)env->time, env->qid, i, j->hostname, env->msglen);
+	r = maildir_deliver(DIR_MAIL, t->domain, t->local_part, name, fd,
+	    (off_t)env->msglen);
+	if (r == 0) {
+		log_info("queue qid=%s event=delivered to=<%s@%s> "
+		    "mailbox=%s/%s", env->qid, t->local_part, t->domain,
+		    t->domain, t->local_part);
+		return true;
+	}
+	if (r == -2) {
+		log_err("queue qid=%s event=failed to=<%s@%s> "
+		    "reason=\"unusable mailbox name\"", env->qid,
+		    t->local_part, t->domain);
+		return true;	/* XXX bounce, once bounces exist */
+	}
+	log_warn("queue qid=%s event=deferred to=<%s@%s> error=\"%s\"",
+	    env->qid, t->local_part, t->domain, strerror(errno));
+	return false;
+}
+
+static void
+deliver_work(void *arg)
+{
+	struct deliver_job	*j = arg;
+	struct envelope		 env;
+	char			 path[64];
+	size_t			 i;
+	bool			 all = true;
+	int			 fd;
+
+	j->result = DELIVER_DEFER;
+	snprintf(path, sizeof(path), DIR_QUEUE "/%s", j->m->qid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			j->result = DELIVER_DONE;	/* deleted by admin */
+		return;
+	}
+	memset(&env, 0, sizeof(env));
+	if (read_envelope(fd, &env, j->m->qid) == -1) {
+		close(fd);
+		envelope_clear(&env);
+		return;		/* stays for the administrator */
+	}
+	for (i = 0; i < env.ntargets; i++)
+		if (!deliver_target(j, fd, &env, i))
+			all = false;
+	close(fd);
+	envelope_clear(&env);
+	if (all) {
+		unlink(path);
+		j->result = DELIVER_DONE;
+	}
+}
+
+static void
+retry_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	struct qmsg	*m = arg;
+
+	event_free(m->timer);
+	m->timer = NULL;
+	schedule(m->q, m);
+	run_ready(m->q);
+}
+
+static void
+deliver_done(void *arg)
+{
+	struct deliver_job	*j = arg;
+	struct qmsg		*m = j->m;
+	struct queue		*q = m->q;
+	struct timeval		 tv = { RETRY_FIRST, 0 };
+	unsigned int		 i;
+
+	q->active--;
+	if (j->result == DELIVER_DONE) {
+		free(m);
+	} else {
+		for (i = 0; i < m->attempts && tv.tv_sec < RETRY_MAX; i++)
+			tv.tv_sec *= 2;
+		if (tv.tv_sec > RETRY_MAX)
+			tv.tv_sec = RETRY_MAX;
+		m->attempts++;
+		m->timer = evtimer_new(q->base, retry_timer, m);
+		evtimer_add(m->timer, &tv);
+	}
+	free(j);
+	run_ready(q);
+}
+
+static void
+schedule(struct queue *q, struct qmsg *m)
+{
+	m->next = NULL;
+	*q->ready_tail = m;
+	q->ready_tail = &m->next;
+}
+
+static void
+run_ready(struct queue *q)
+{
+	struct deliver_job	*j;
+	struct qmsg		*m;
+
+	while (q->active < q->max_active && (m = q->ready) != NULL) {
+		if ((q->ready = m->next) == NULL)
+			q->ready_tail = &q->ready;
+		j = xcalloc(1, sizeof(*j));
+		j->m = m;
+		j->hostname = q->hostname;
+		q->active++;
+		pool_run(q->pool, deliver_work, deliver_done, j);
+	}
+}
+
+static void
+recover(struct queue *q)
+{
+	DIR		*d;
+	struct dirent	*de;
+	struct qmsg	*m;
+	char		 path[300];
+	unsigned int	 dropped = 0, queued = 0;
+
+	if ((d = opendir(DIR_INCOMING)) == NULL)
+		fatal("opendir " DIR_INCOMING);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), DIR_INCOMING "/%s", de->d_name);
+		if (unlink(path) == 0)
+			dropped++;
+	}
+	closedir(d);
+	if ((d = opendir(DIR_QUEUE)) == NULL)
+		fatal("opendir " DIR_QUEUE);
+	while ((de = readdir(d)) != NULL) {
+		if (!qid_valid(de->d_name))
+			continue;
+		m = xcalloc(1, sizeof(*m));
+		m->q = q;
+		strlcpy(m->qid, de->d_name, sizeof(m->qid));
+		schedule(q, m);
+		queued++;
+	}
+	closedir(d);
+	log_info("queue event=recovered queued=%u discarded-incoming=%u",
+	    queued, dropped);
+}
+
+struct queue *
+queue_open(struct event_base *base, struct pool *pool,
+    const struct conf *conf)
+{
+	struct queue	*q = xcalloc(1, sizeof(*q));
+	char		*p;
+
+	q->base = base;
+	q->pool = pool;
+	q->conf = conf;
+	q->ready_tail = &q->ready;
+	q->max_active = conf->workers > 2 ? conf->workers / 2 : 1;
+	strlcpy(q->hostname, conf->hostname, sizeof(q->hostname));
+	for (p = q->hostname; *p != '\0'; p++)	/* Maildir name rules */
+		if (*p == '/' || *p == ':' || *p == ',')
+			*p = '_';
+	if (fsio_mkdirs(DIR_INCOMING, 0700) == -1 ||
+	    fsio_mkdirs(DIR_QUEUE, 0700) == -1 ||
+	    fsio_mkdirs(DIR_MAIL, 0700) == -1)
+		fatal("cannot make the spool directories");
+	srandom((unsigned int)(time(NULL) ^ getpid()));
+	recover(q);
+	run_ready(q);
+	return q;
+}

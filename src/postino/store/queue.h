@@ -1,0 +1,50 @@
+/*
+ * queue.h - the durable queue (R5.1) and its scheduler, in the store
+ * role.  docs/queue.md states the spool states and the invariants.
+ *
+ * Paths are relative to the data directory, the store role's working
+ * directory: spool/incoming/<qid> while a message is received,
+ * spool/queue/<qid> once committed.
+ */
+#ifndef STORE_QUEUE_H
+#define STORE_QUEUE_H
+
+#include <stdint.h>
+
+#include "envelope.h"
+#include "proto.h"
+
+struct event_base;
+struct pool;
+struct conf;
+struct queue;
+
+typedef void (*queue_commit_cb)(void *arg, enum commit_status);
+
+/* Make the spool directories, discard spool/incoming (never
+ * acknowledged) and schedule every committed message. */
+struct queue	*queue_open(struct event_base *, struct pool *,
+		    const struct conf *);
+
+/*
+ * Create spool/incoming/<new qid>.  Returns 0 with the queue id and a
+ * descriptor for the writer (net), which the caller passes on; -1 with
+ * errno.
+ */
+int	queue_spool_open(struct queue *, char qid[QID_LEN + 1], int *fd_r);
+
+/* Forget and remove an incoming message (the client gave up, or the
+ * message was refused at the end of data).  Unknown ids are ignored. */
+void	queue_spool_abort(struct queue *, const char *qid);
+
+/*
+ * Commit: check the file holds msglen octets, append the envelope,
+ * fsync, rename into spool/queue, fsync the directory, all in a worker;
+ * then cb(arg, status) on the loop and the message is scheduled.
+ * env->qid must be an open incoming id (else cb gets COMMIT_TEMPFAIL).
+ * Takes env's targets (env is cleared).
+ */
+void	queue_spool_commit(struct queue *, struct envelope *env,
+	    queue_commit_cb cb, void *arg);
+
+#endif
