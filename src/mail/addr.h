@@ -46,6 +46,8 @@ struct mailaddr {
  * "<>" is parsed (ADDR_F_NULL) and "<postmaster>" (ADDR_F_POSTMASTER,
  * local "postmaster", empty domain): the caller decides where they are
  * legal.  A source route is parsed and dropped (ADDR_F_ROUTE).
+ * An empty local part ("\"\"@x") and general address literals
+ * ("[tag:...]") are refused.
  * On success returns 0 and sets *end_r just past the closing '>'.
  * On error returns -1 and sets *errstr_r to a static text suitable for
  * the log (not the SMTP reply).
@@ -75,7 +77,8 @@ int	addr_format(const struct mailaddr *a, char *buf, size_t size);
 int	addr_local_fold(const struct mailaddr *a, char *buf, size_t size);
 
 /* True if the domain string is a syntactically valid RFC 5321 Domain
- * (not a literal); used for HELO arguments and administrator input. */
+ * (not a literal, no trailing dot); used for HELO arguments and
+ * administrator input. */
 bool	addr_domain_valid(const char *domain, bool allow_utf8);
 
 #endif

@@ -34,6 +34,7 @@ enum {
 	H_BOL_CR,	/* a line that holds a CR so far */
 	H_NAME,		/* matching "Received"; col octets matched */
 	H_NAME_WS,	/* "Received" then white space */
+	H_FIELD,	/* another field name, up to its colon */
 	H_SKIP		/* the rest of a line */
 };
 
@@ -56,24 +57,50 @@ header_scan_init(struct header_scan *h)
 	h->state = H_BOL;
 }
 
+/* RFC 5322 ftext: printable US-ASCII but ":". */
+static bool
+is_ftext(uint8_t c)
+{
+	return c >= 33 && c <= 126 && c != ':';
+}
+
+/*
+ * A field name up to its colon.  A line that is neither a field nor a
+ * continuation ends the header section, as in Postfix: a message
+ * without an empty line after its header is not all header.
+ */
+static void
+scan_field(struct header_scan *h, uint8_t c)
+{
+	if (c == ':')
+		h->state = H_SKIP;
+	else if (!is_ftext(c))
+		h->done = true;
+}
+
 /* Count "Received" + optional WSP + ":" at a line start. */
 static void
 scan_name(struct header_scan *h, uint8_t c)
 {
 	if (h->state == H_NAME && h->col < sizeof(received) - 1) {
-		if ((c | 0x20) == received[h->col])
+		if ((c | 0x20) == received[h->col]) {
 			h->col++;
-		else
-			h->state = H_SKIP;
+		} else {
+			h->state = H_FIELD;
+			scan_field(h, c);
+		}
 		return;
 	}
 	if (c == ' ' || c == '\t')
 		h->state = H_NAME_WS;
-	else {
-		if (c == ':')
-			h->received++;
+	else if (c == ':') {
+		h->received++;
 		h->state = H_SKIP;
-	}
+	} else if (h->state == H_NAME) {
+		h->state = H_FIELD;
+		scan_field(h, c);
+	} else
+		h->state = H_SKIP;
 }
 
 /* A line start: the empty line ends the header section. */
@@ -87,6 +114,10 @@ scan_bol(struct header_scan *h, uint8_t c)
 	} else if (h->state == H_BOL && (c | 0x20) == received[0]) {
 		h->state = H_NAME;
 		h->col = 1;
+	} else if (h->state == H_BOL && is_ftext(c)) {
+		h->state = H_FIELD;
+	} else if (h->state == H_BOL && c != ' ' && c != '\t') {
+		h->done = true;		/* not a field: the body begins */
 	} else
 		h->state = H_SKIP;
 }
@@ -113,8 +144,12 @@ header_scan_feed(struct header_scan *h, size_t header_max, const uint8_t *p,
 				h->state = H_BOL;
 		} else if (h->state == H_BOL || h->state == H_BOL_CR)
 			scan_bol(h, p[i]);
+		else if (h->state == H_FIELD && p[i] == '\n')
+			h->done = true;	/* a line without a colon */
 		else if (p[i] == '\n')
 			h->state = H_BOL;
+		else if (h->state == H_FIELD)
+			scan_field(h, p[i]);
 		else
 			scan_name(h, p[i]);
 		h->header_len += n;

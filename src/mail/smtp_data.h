@@ -6,7 +6,11 @@
  * A byte-wise state machine: it holds no buffer, so memory stays fixed
  * whatever the client sends.  Only "<CRLF>.<CRLF>" ends the data; the
  * stream is taken to start at the beginning of a line, right after the
- * 354 reply, so a first line "." + CRLF ends an empty message.
+ * 354 reply, so a first line "." + CRLF ends an empty message.  A line
+ * that starts after a bare CR or bare LF is not at a true line start: a
+ * dot there is plain data (neither stuffing nor an end), normalize or
+ * not.  Lines are counted in input octets up to each LF; a line_max or
+ * header_max of 0 means no bound.
  */
 #ifndef MAIL_SMTP_DATA_H
 #define MAIL_SMTP_DATA_H

@@ -91,6 +91,8 @@ struct smtp_session {
 	enum smtp_state			 state;
 	enum smtp_wait			 wait;
 	bool				 closing, skip_line, esmtp, tls;
+	struct event			*linger;	/* closing under TLS */
+	unsigned int			 linger_ticks;
 	unsigned int			 errors;
 	char				 helo[256];
 	char				 tls_desc[160];
@@ -230,10 +232,46 @@ session_free(struct smtp_session *s)
 	net_session_del(s->id);
 	net_conn_release(s->ip);
 	net.nconn--;
+	if (s->linger != NULL)
+		event_free(s->linger);
 	bufferevent_free(s->bev);
 	free(s->rcpts);
 	free(s->wbuf);
 	free(s);
+}
+
+static void	session_finish(struct smtp_session *);
+
+static void
+linger_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	session_finish(arg);
+}
+
+/*
+ * Free the session once its last replies have left: from our output
+ * buffer and, after STARTTLS, from the buffer under the TLS filter too
+ * (whose callbacks the filter owns, hence the short timer; at most 5 s).
+ */
+static void
+session_finish(struct smtp_session *s)
+{
+	struct bufferevent	*under = bufferevent_get_underlying(s->bev);
+	struct timeval		 tv = { 0, 10000 };
+
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) != 0) {
+		bufferevent_setcb(s->bev, NULL, session_write_cb,
+		    session_event_cb, s);
+		return;
+	}
+	if (under == NULL || evbuffer_get_length(
+	    bufferevent_get_output(under)) == 0 || s->linger_ticks++ > 500) {
+		session_free(s);
+		return;
+	}
+	if (s->linger == NULL)
+		s->linger = evtimer_new(net.base, linger_tick, s);
+	evtimer_add(s->linger, &tv);
 }
 
 /* Close once the replies already queued have left. */
@@ -247,11 +285,7 @@ session_close(struct smtp_session *s, const char *reason)
 	s->closing = true;
 	session_enter_state(s, S_QUIT);
 	bufferevent_disable(s->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		session_free(s);
-	else
-		bufferevent_setcb(s->bev, NULL, session_write_cb,
-		    session_event_cb, s);
+	session_finish(s);
 }
 
 static void
@@ -1035,7 +1069,7 @@ session_write_cb(struct bufferevent *bev, void *arg)
 	struct smtp_session	*s = arg;
 
 	if (s->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		session_free(s);
+		session_finish(s);
 }
 
 static void

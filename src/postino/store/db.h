@@ -67,4 +67,76 @@ int	db_account_passwd(struct db *, const char *addr, const char *password,
 int	db_account_set(struct db *, const char *addr, const char *field,
 	    bool on, char *err, size_t);	/* field: "enabled", "smtp_auth" */
 
+int	db_account_del(struct db *, const char *addr, char *err, size_t);
+
+/* Let an account send as another address (R3.2: shared mailboxes). */
+int	db_send_as_add(struct db *, const char *account, const char *addr,
+	    char *err, size_t);
+
+/* addr is "local@domain" or "@domain" (the catch-all); target is an
+ * address.  db_alias_del with target NULL removes every target. */
+int	db_alias_add(struct db *, const char *addr, const char *target,
+	    char *err, size_t);
+int	db_alias_del(struct db *, const char *addr, const char *target,
+	    char *err, size_t);
+
+/* The administrator's lists of entries (R3.3, R3.5, R3.9); entries are
+ * checked by the caller (postino-admin) and stored folded. */
+enum db_set {
+	DB_SET_TRUSTED,			/* IP, CIDR, range or host name */
+	DB_SET_BYPASS_LOCAL_SENDER,	/* bypass of R3.1 */
+	DB_SET_BYPASS_AUTH_MISMATCH,	/* bypass of R3.2 */
+	DB_SET_DEVICES			/* clients of the devices listener */
+};
+int	db_set_add(struct db *, enum db_set, const char *entry, char *err,
+	    size_t);
+int	db_set_del(struct db *, enum db_set, const char *entry, char *err,
+	    size_t);
+
+/* Redirection rule of a recipient domain (R5.5): one per domain. */
+int	db_redirect_add(struct db *, const char *domain, const char *target,
+	    const char *host, char *err, size_t);
+int	db_redirect_del(struct db *, const char *domain, char *err, size_t);
+
+/* Intrusion prevention blocks (R4.4), kept across restarts. */
+int	db_block_add(struct db *, const char *ip, unsigned int minutes,
+	    const char *reason, char *err, size_t);
+int	db_block_del(struct db *, const char *ip, char *err, size_t);
+
+/* A POP-before-SMTP grant of ip as the account addr (R3.4). */
+int	db_popauth_grant(struct db *, const char *addr, const char *ip,
+	    unsigned int minutes, char *err, size_t);
+
+/*
+ * Call fn once per row of a listing, in a stable order; cols are valid
+ * during the call only.  Blocks and grants are listed while live, with
+ * their end as "YYYY-MM-DDTHH:MM:SSZ".  Returns 0, or -1 with err.
+ */
+enum db_view {
+	DB_VIEW_DOMAINS,	/* name */
+	DB_VIEW_ACCOUNTS,	/* address, enabled|disabled, smtp-auth=on|off */
+	DB_VIEW_ALIASES,	/* address, target */
+	DB_VIEW_SEND_AS,	/* account, address */
+	DB_VIEW_TRUSTED,	/* entry */
+	DB_VIEW_BYPASS_LOCAL_SENDER,	/* entry */
+	DB_VIEW_BYPASS_AUTH_MISMATCH,	/* entry */
+	DB_VIEW_DEVICES,	/* ip */
+	DB_VIEW_REDIRECTS,	/* domain, target, host */
+	DB_VIEW_BLOCKS,		/* ip, until, reason */
+	DB_VIEW_POPAUTH		/* ip, account, until */
+};
+typedef void	(*db_row_fn)(void *arg, int ncols, const char *const *cols);
+int	db_view(struct db *, enum db_view, db_row_fn fn, void *arg,
+	    char *err, size_t);
+
+/*
+ * Check a password (R2.3, R2.4) against the stored crypt(3) hash
+ * (yescrypt, sha512-crypt, bcrypt), in constant time.  DB_AUTH_FAIL also
+ * for an unknown or disabled account and, with smtp, for an account
+ * whose SMTP-AUTH service is off: the caller never learns which.
+ */
+enum db_auth { DB_AUTH_OK, DB_AUTH_FAIL, DB_AUTH_TEMPFAIL };
+enum db_auth	db_account_auth(struct db *, const char *addr,
+		    const char *password, bool smtp);
+
 #endif

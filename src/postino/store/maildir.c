@@ -51,7 +51,11 @@ maildir_make(const char *box)
 	size_t	i;
 
 	for (i = 0; i < 3; i++) {
-		snprintf(path, sizeof(path), "%s/%s", box, subs[i]);
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", box,
+		    subs[i]) >= sizeof(path)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
 		if (fsio_mkdirs(path, 0700) == -1)
 			return -1;
 	}

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
+#include "pickup.h"
 #include "queue.h"
 #include "role.h"
 #include "smtp_syntax.h"
@@ -124,6 +125,24 @@ commit_cb(void *arg, enum commit_status status)
 	free(c);
 }
 
+/* Add the targets of a resolved recipient. */
+static void
+add_targets(struct envelope *env, const struct db_targets *t,
+    const char *given)
+{
+	struct env_target	*et;
+	size_t			 i;
+
+	for (i = 0; i < t->n; i++) {
+		et = envelope_add_target(env);
+		et->local = t->t[i].local;
+		strlcpy(et->domain, t->t[i].domain, sizeof(et->domain));
+		strlcpy(et->local_part, t->t[i].local_part,
+		    sizeof(et->local_part));
+		strlcpy(et->rcpt, given, sizeof(et->rcpt));
+	}
+}
+
 /* Add the targets of one recipient; -1 (and a log line) if it does not
  * resolve now as it did at RCPT time. */
 static int
@@ -131,24 +150,39 @@ add_rcpt(struct envelope *env, const char *local_part, const char *domain,
     const char *given)
 {
 	struct db_targets	 t;
-	struct env_target	*et;
 	enum db_rcpt		 r;
-	size_t			 i;
 
 	if ((r = resolve(local_part, domain, &t)) != DB_RCPT_OK) {
 		log_warn("queue qid=%s event=commit-refused rcpt=<%s@%s> "
 		    "lookup=%d", env->qid, local_part, domain, (int)r);
 		return -1;
 	}
-	for (i = 0; i < t.n; i++) {
+	add_targets(env, &t, given);
+	return 0;
+}
+
+enum db_rcpt
+store_envelope_add(struct envelope *env, const struct mailaddr *a,
+    const char *given)
+{
+	struct db_targets	 t;
+	struct env_target	*et;
+	char			 lp[ADDR_LOCAL_MAX + 1];
+	enum db_rcpt		 r;
+
+	if (addr_local_fold(a, lp, sizeof(lp)) == -1)
+		return DB_RCPT_UNKNOWN;
+	r = (a->flags & ADDR_F_LITERAL) ? DB_RCPT_NOT_LOCAL :
+	    db_rcpt_resolve(st.db, lp, a->domain, &t);
+	if (r == DB_RCPT_OK)
+		add_targets(env, &t, given);
+	else if (r == DB_RCPT_NOT_LOCAL) {
 		et = envelope_add_target(env);
-		et->local = t.t[i].local;
-		strlcpy(et->domain, t.t[i].domain, sizeof(et->domain));
-		strlcpy(et->local_part, t.t[i].local_part,
-		    sizeof(et->local_part));
+		strlcpy(et->domain, a->domain, sizeof(et->domain));
+		strlcpy(et->local_part, a->local, sizeof(et->local_part));
 		strlcpy(et->rcpt, given, sizeof(et->rcpt));
 	}
-	return 0;
+	return r;
 }
 
 static void
@@ -252,6 +286,7 @@ store_main(struct conf *conf)
 	st.base = event_base_new();
 	st.pool = pool_new(st.base, conf->workers);
 	st.queue = queue_open(st.base, st.pool, conf);
+	pickup_start(st.base, st.queue, conf);
 	st.net = ipc_new(st.base, ROLE_FD_PEER, "net", net_dispatch, NULL);
 	sigterm = evsignal_new(st.base, SIGTERM, on_signal, NULL);
 	sigint = evsignal_new(st.base, SIGINT, on_signal, NULL);

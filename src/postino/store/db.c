@@ -1,0 +1,1034 @@
+/*
+ * db.c - the account store in SQLite (R7.2): schema, recipient
+ * resolution, password hashes and the administrator's changes.
+ *
+ * Run by the store role (lookups from its loop thread) and by
+ * postino-admin (changes), on the same file: WAL journalling and a busy
+ * timeout let them share it.  Every statement is prepared with bound
+ * parameters, never pasted together.  Addresses and domains arrive
+ * checked by the caller (addr_parse) and are folded to lower case here.
+ * Passwords are stored only as crypt(3) hashes (R2.4).
+ */
+#include <crypt.h>
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+
+#define SCHEMA_VERSION	1
+#define BUSY_MS		5000
+#define ALIAS_DEPTH_MAX	8	/* alias levels followed */
+#define SEEN_MAX	256	/* addresses visited by one resolution */
+#define KEY_MAX		(ADDR_LOCAL_MAX + 1 + ADDR_DOMAIN_MAX + 1)
+
+static const char schema[] =
+    "CREATE TABLE domains ("
+    "  name TEXT PRIMARY KEY,"
+    "  created INTEGER NOT NULL);"
+    "CREATE TABLE accounts ("
+    "  address TEXT PRIMARY KEY,"
+    "  domain TEXT NOT NULL REFERENCES domains(name),"
+    "  local_part TEXT NOT NULL,"
+    "  password_hash TEXT NOT NULL,"
+    "  scram_sha256 TEXT,"		/* RFC 5802 salted keys */
+    "  scram_sha1 TEXT,"
+    "  cram_md5 TEXT,"			/* HMAC-MD5 context, as Dovecot */
+    "  enabled INTEGER NOT NULL DEFAULT 1,"
+    "  smtp_auth INTEGER NOT NULL DEFAULT 1,"
+    "  created INTEGER NOT NULL,"
+    "  UNIQUE (domain, local_part));"
+    "CREATE TABLE aliases ("
+    "  address TEXT NOT NULL,"		/* local@domain or @domain */
+    "  target TEXT NOT NULL,"
+    "  PRIMARY KEY (address, target));"
+    "CREATE TABLE send_as ("
+    "  account TEXT NOT NULL REFERENCES accounts(address)"
+    "    ON DELETE CASCADE,"
+    "  address TEXT NOT NULL,"
+    "  PRIMARY KEY (account, address));"
+    "CREATE TABLE trusted (entry TEXT PRIMARY KEY);"
+    "CREATE TABLE bypass ("
+    "  list TEXT NOT NULL CHECK (list IN ('local-sender', "
+    "    'auth-mismatch')),"
+    "  entry TEXT NOT NULL,"
+    "  PRIMARY KEY (list, entry));"
+    "CREATE TABLE devices (ip TEXT PRIMARY KEY);"
+    "CREATE TABLE redirects ("
+    "  domain TEXT PRIMARY KEY,"
+    "  target TEXT NOT NULL,"
+    "  host TEXT NOT NULL);"
+    "CREATE TABLE blocks ("
+    "  ip TEXT PRIMARY KEY,"
+    "  until INTEGER NOT NULL,"
+    "  reason TEXT NOT NULL);"
+    "CREATE TABLE popauth ("
+    "  ip TEXT PRIMARY KEY,"
+    "  account TEXT NOT NULL,"
+    "  until INTEGER NOT NULL);";
+
+/* Every statement, prepared once on first use. */
+enum q {
+	Q_DOMAIN_GET, Q_DOMAIN_ADD, Q_DOMAIN_DEL, Q_DOMAIN_ACCOUNTS,
+	Q_DOMAIN_ALIASES, Q_ACCOUNT_GET, Q_ACCOUNT_ADD, Q_ACCOUNT_PASSWD,
+	Q_ACCOUNT_ENABLED, Q_ACCOUNT_SMTP_AUTH, Q_ACCOUNT_DEL,
+	Q_ACCOUNT_ALIASES, Q_SEND_AS_ADD, Q_ALIAS_TARGETS, Q_ALIAS_ADD,
+	Q_ALIAS_DEL, Q_ALIAS_DEL_ALL, Q_REDIRECT_ADD, Q_REDIRECT_DEL,
+	Q_BLOCK_ADD, Q_BLOCK_DEL, Q_POPAUTH_ADD,
+	Q_MAX
+};
+
+static const char *const sqls[Q_MAX] = {
+	[Q_DOMAIN_GET] = "SELECT 1 FROM domains WHERE name = ?1",
+	[Q_DOMAIN_ADD] = "INSERT INTO domains (name, created) VALUES (?1, ?2)",
+	[Q_DOMAIN_DEL] = "DELETE FROM domains WHERE name = ?1",
+	[Q_DOMAIN_ACCOUNTS] = "SELECT count(*) FROM accounts WHERE domain = ?1",
+	[Q_DOMAIN_ALIASES] = "SELECT count(*) FROM aliases WHERE "
+	    "substr(address, -length(?1) - 1) = '@' || ?1",
+	[Q_ACCOUNT_GET] = "SELECT password_hash, enabled, smtp_auth "
+	    "FROM accounts WHERE address = ?1",
+	[Q_ACCOUNT_ADD] = "INSERT INTO accounts (address, domain, local_part, "
+	    "password_hash, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[Q_ACCOUNT_PASSWD] = "UPDATE accounts SET password_hash = ?2, "
+	    "scram_sha256 = NULL, scram_sha1 = NULL, cram_md5 = NULL "
+	    "WHERE address = ?1",
+	[Q_ACCOUNT_ENABLED] = "UPDATE accounts SET enabled = ?2 "
+	    "WHERE address = ?1",
+	[Q_ACCOUNT_SMTP_AUTH] = "UPDATE accounts SET smtp_auth = ?2 "
+	    "WHERE address = ?1",
+	[Q_ACCOUNT_DEL] = "DELETE FROM accounts WHERE address = ?1",
+	[Q_ACCOUNT_ALIASES] = "SELECT 1 FROM aliases WHERE address = ?1",
+	[Q_SEND_AS_ADD] = "INSERT INTO send_as (account, address) "
+	    "VALUES (?1, ?2)",
+	[Q_ALIAS_TARGETS] = "SELECT target FROM aliases WHERE address = ?1 "
+	    "ORDER BY target",
+	[Q_ALIAS_ADD] = "INSERT INTO aliases (address, target) VALUES (?1, ?2)",
+	[Q_ALIAS_DEL] = "DELETE FROM aliases WHERE address = ?1 AND "
+	    "target = ?2",
+	[Q_ALIAS_DEL_ALL] = "DELETE FROM aliases WHERE address = ?1",
+	[Q_REDIRECT_ADD] = "INSERT INTO redirects (domain, target, host) "
+	    "VALUES (?1, ?2, ?3)",
+	[Q_REDIRECT_DEL] = "DELETE FROM redirects WHERE domain = ?1",
+	[Q_BLOCK_ADD] = "INSERT OR REPLACE INTO blocks (ip, until, reason) "
+	    "VALUES (?1, ?2, ?3)",
+	[Q_BLOCK_DEL] = "DELETE FROM blocks WHERE ip = ?1",
+	[Q_POPAUTH_ADD] = "INSERT OR REPLACE INTO popauth (ip, account, "
+	    "until) VALUES (?1, ?2, ?3)",
+};
+
+/* The lists of enum db_set: the statements and the word for messages. */
+static const struct {
+	const char	*add, *del, *what, *list;
+} sets[] = {
+	[DB_SET_TRUSTED] = { "INSERT INTO trusted (entry) VALUES (?1)",
+	    "DELETE FROM trusted WHERE entry = ?1", "trusted host", NULL },
+	[DB_SET_BYPASS_LOCAL_SENDER] = { "INSERT INTO bypass (list, entry) "
+	    "VALUES (?2, ?1)", "DELETE FROM bypass WHERE list = ?2 AND "
+	    "entry = ?1", "bypass entry", "local-sender" },
+	[DB_SET_BYPASS_AUTH_MISMATCH] = { "INSERT INTO bypass (list, entry) "
+	    "VALUES (?2, ?1)", "DELETE FROM bypass WHERE list = ?2 AND "
+	    "entry = ?1", "bypass entry", "auth-mismatch" },
+	[DB_SET_DEVICES] = { "INSERT INTO devices (ip) VALUES (?1)",
+	    "DELETE FROM devices WHERE ip = ?1", "device", NULL },
+};
+
+#define UNTIL(col) "strftime('%Y-%m-%dT%H:%M:%SZ', " col ", 'unixepoch')"
+
+static const char *const views[] = {
+	[DB_VIEW_DOMAINS] = "SELECT name FROM domains ORDER BY name",
+	[DB_VIEW_ACCOUNTS] = "SELECT address, CASE enabled WHEN 0 THEN "
+	    "'disabled' ELSE 'enabled' END, CASE smtp_auth WHEN 0 THEN "
+	    "'smtp-auth=off' ELSE 'smtp-auth=on' END FROM accounts "
+	    "ORDER BY domain, local_part",
+	[DB_VIEW_ALIASES] = "SELECT address, target FROM aliases "
+	    "ORDER BY address, target",
+	[DB_VIEW_SEND_AS] = "SELECT account, address FROM send_as "
+	    "ORDER BY account, address",
+	[DB_VIEW_TRUSTED] = "SELECT entry FROM trusted ORDER BY entry",
+	[DB_VIEW_BYPASS_LOCAL_SENDER] = "SELECT entry FROM bypass "
+	    "WHERE list = 'local-sender' ORDER BY entry",
+	[DB_VIEW_BYPASS_AUTH_MISMATCH] = "SELECT entry FROM bypass "
+	    "WHERE list = 'auth-mismatch' ORDER BY entry",
+	[DB_VIEW_DEVICES] = "SELECT ip FROM devices ORDER BY ip",
+	[DB_VIEW_REDIRECTS] = "SELECT domain, target, host FROM redirects "
+	    "ORDER BY domain",
+	[DB_VIEW_BLOCKS] = "SELECT ip, " UNTIL("until") ", reason FROM blocks "
+	    "WHERE until > strftime('%s', 'now') ORDER BY ip",
+	[DB_VIEW_POPAUTH] = "SELECT ip, account, " UNTIL("until") " FROM "
+	    "popauth WHERE until > strftime('%s', 'now') ORDER BY ip",
+};
+
+struct db {
+	sqlite3		*h;
+	char		 path[1024];
+	sqlite3_stmt	*q[Q_MAX];
+};
+
+/* One resolution of db_rcpt_resolve(). */
+struct resolve {
+	struct db		*db;
+	struct db_targets	*t;
+	size_t			 nseen;
+	char			 seen[SEEN_MAX][KEY_MAX];
+	int			 failed;
+};
+
+static int
+fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int
+dberr(struct db *db, char *err, size_t errlen)
+{
+	return fail(err, errlen, "database %s: %s", db->path,
+	    sqlite3_errmsg(db->h));
+}
+
+/* Lower-case (ASCII) copy; -1 when it does not fit. */
+static int
+fold(char *dst, size_t size, const char *src)
+{
+	size_t	i;
+
+	for (i = 0; src[i] != '\0'; i++) {
+		if (i + 1 >= size)
+			return -1;
+		dst[i] = src[i] >= 'A' && src[i] <= 'Z' ?
+		    src[i] - 'A' + 'a' : src[i];
+	}
+	if (size == 0)
+		return -1;
+	dst[i] = '\0';
+	return 0;
+}
+
+/* Fold "local@domain" and split it at its last '@'. */
+static int
+split_addr(const char *addr, char *key, char **local_r, char **domain_r)
+{
+	char	*at;
+
+	if (fold(key, KEY_MAX, addr) == -1 || (at = strrchr(key, '@')) == NULL)
+		return -1;
+	*domain_r = at + 1;
+	*local_r = key;
+	return 0;
+}
+
+/* The statement q, reset and ready for binding; NULL on error. */
+static sqlite3_stmt *
+stmt(struct db *db, enum q q)
+{
+	if (db->q[q] == NULL && sqlite3_prepare_v3(db->h, sqls[q], -1,
+	    SQLITE_PREPARE_PERSISTENT, &db->q[q], NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_reset(db->q[q]);
+	sqlite3_clear_bindings(db->q[q]);
+	return db->q[q];
+}
+
+/* Bind text parameters 1..n and step once: SQLITE_ROW, _DONE or error. */
+static int
+run(struct db *db, enum q q, sqlite3_stmt **s_r, int n, ...)
+{
+	sqlite3_stmt	*s;
+	va_list		 ap;
+	int		 i, r = SQLITE_OK;
+
+	if (s_r != NULL)
+		*s_r = NULL;
+	if ((s = stmt(db, q)) == NULL)
+		return SQLITE_ERROR;
+	va_start(ap, n);
+	for (i = 1; i <= n && r == SQLITE_OK; i++)
+		r = sqlite3_bind_text(s, i, va_arg(ap, const char *), -1,
+		    SQLITE_TRANSIENT);
+	va_end(ap);
+	if (r != SQLITE_OK)
+		return r;
+	if (s_r != NULL)
+		*s_r = s;
+	r = sqlite3_step(s);
+	if (s_r == NULL)
+		sqlite3_reset(s);
+	return r;
+}
+
+static int
+exec(struct db *db, const char *sql)
+{
+	return sqlite3_exec(db->h, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+static int
+schema_init(struct db *db, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s;
+	int		 version = -1;
+	char		 sql[64];
+
+	if (sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &s,
+	    NULL) != SQLITE_OK)
+		return dberr(db, err, errlen);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		version = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (version == SCHEMA_VERSION)
+		return 0;
+	if (version != 0)
+		return fail(err, errlen, "database %s: schema version %d, "
+		    "expected %d or a new file", db->path, version,
+		    SCHEMA_VERSION);
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+	    SCHEMA_VERSION);
+	if (exec(db, "BEGIN IMMEDIATE") == -1)
+		return dberr(db, err, errlen);
+	if (exec(db, schema) == -1 || exec(db, sql) == -1) {
+		dberr(db, err, errlen);
+		exec(db, "ROLLBACK");
+		return -1;
+	}
+	if (exec(db, "COMMIT") == -1)
+		return dberr(db, err, errlen);
+	return 0;
+}
+
+int
+db_open(const char *path, struct db **db_r, char *err, size_t errlen)
+{
+	struct db	*db;
+
+	*db_r = NULL;
+	if ((db = calloc(1, sizeof(*db))) == NULL)
+		return fail(err, errlen, "database %s: out of memory", path);
+	snprintf(db->path, sizeof(db->path), "%s", path);
+	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+		goto out_err;
+	sqlite3_busy_timeout(db->h, BUSY_MS);
+	sqlite3_extended_result_codes(db->h, 0);
+	if (exec(db, "PRAGMA journal_mode = WAL") == -1 ||
+	    exec(db, "PRAGMA foreign_keys = ON") == -1)
+		goto out_err;
+	if (schema_init(db, err, errlen) == -1)
+		goto out_close;
+	*db_r = db;
+	return 0;
+out_err:
+	dberr(db, err, errlen);
+out_close:
+	db_close(&db);
+	return -1;
+}
+
+void
+db_close(struct db **dbp)
+{
+	struct db	*db = *dbp;
+	size_t		 i;
+
+	if (db == NULL)
+		return;
+	for (i = 0; i < Q_MAX; i++)
+		sqlite3_finalize(db->q[i]);
+	sqlite3_close(db->h);
+	free(db);
+	*dbp = NULL;
+}
+
+/* 1 if q with the text parameter yields a row, 0 if not, -1 on error. */
+static int
+exists(struct db *db, enum q q, const char *arg)
+{
+	switch (run(db, q, NULL, 1, arg)) {
+	case SQLITE_ROW:
+		return 1;
+	case SQLITE_DONE:
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+static int
+domain_local(struct db *db, const char *domain)
+{
+	char	d[ADDR_DOMAIN_MAX + 1];
+
+	if (fold(d, sizeof(d), domain) == -1)
+		return 0;
+	return exists(db, Q_DOMAIN_GET, d);
+}
+
+bool
+db_domain_is_local(struct db *db, const char *domain)
+{
+	return domain_local(db, domain) == 1;
+}
+
+/* Add a target once; beyond DB_TARGETS_MAX targets are dropped. */
+static void
+target_add(struct db_targets *t, const char *local, const char *domain,
+    bool is_local)
+{
+	struct db_target	*x;
+	size_t			 i;
+
+	for (i = 0; i < t->n; i++)
+		if (strcmp(t->t[i].local_part, local) == 0 &&
+		    strcmp(t->t[i].domain, domain) == 0)
+			return;
+	if (t->n == DB_TARGETS_MAX || strlen(local) > ADDR_LOCAL_MAX ||
+	    strlen(domain) > ADDR_DOMAIN_MAX)
+		return;
+	x = &t->t[t->n++];
+	x->local = is_local;
+	memcpy(x->local_part, local, strlen(local) + 1);
+	memcpy(x->domain, domain, strlen(domain) + 1);
+}
+
+/* True the first time key is seen; a full set stops the expansion. */
+static bool
+first_visit(struct resolve *r, const char *key)
+{
+	size_t	i;
+
+	for (i = 0; i < r->nseen; i++)
+		if (strcmp(r->seen[i], key) == 0)
+			return false;
+	if (r->nseen == SEEN_MAX)
+		return false;
+	memcpy(r->seen[r->nseen++], key, strlen(key) + 1);
+	return true;
+}
+
+/*
+ * The targets of alias key, read whole before any is followed (the
+ * statement is shared with the recursion).  Returns their count, at most
+ * DB_TARGETS_MAX, in the malloc'ed *v_r; -1 on error.
+ */
+static int
+alias_targets(struct db *db, const char *key, char (**v_r)[KEY_MAX])
+{
+	char		(*v)[KEY_MAX];
+	sqlite3_stmt	*s;
+	int		 n = 0, r;
+
+	if ((v = calloc(DB_TARGETS_MAX, KEY_MAX)) == NULL)
+		return -1;
+	r = run(db, Q_ALIAS_TARGETS, &s, 1, key);
+	for (; r == SQLITE_ROW; r = sqlite3_step(s)) {
+		const char *target = (const char *)sqlite3_column_text(s, 0);
+
+		if (n < DB_TARGETS_MAX && target != NULL &&
+		    fold(v[n], KEY_MAX, target) == 0)
+			n++;
+	}
+	if (s != NULL)
+		sqlite3_reset(s);
+	if (r != SQLITE_DONE) {
+		free(v);
+		return -1;
+	}
+	*v_r = v;
+	return n;
+}
+
+static void	expand(struct resolve *, const char *, int);
+
+static void
+expand_aliases(struct resolve *r, const char *key, const char *domain,
+    int depth)
+{
+	char	(*v)[KEY_MAX] = NULL, any[KEY_MAX];
+	int	 i, n;
+
+	if ((n = alias_targets(r->db, key, &v)) == 0) {
+		free(v);
+		v = NULL;
+		snprintf(any, sizeof(any), "@%s", domain);
+		if (!first_visit(r, any))
+			return;
+		n = alias_targets(r->db, any, &v);	/* the catch-all */
+	}
+	if (n == -1) {
+		r->failed = 1;
+		return;
+	}
+	for (i = 0; i < n && !r->failed; i++)
+		expand(r, v[i], depth + 1);
+	free(v);
+}
+
+/* Follow the folded address key: an account, a remote target, aliases. */
+static void
+expand(struct resolve *r, const char *key, int depth)
+{
+	const char	*at = strrchr(key, '@');
+	char		 local[KEY_MAX];
+	int		 found;
+
+	if (at == NULL || at == key || !first_visit(r, key))
+		return;
+	snprintf(local, sizeof(local), "%.*s", (int)(at - key), key);
+	if (depth > 0 && (found = domain_local(r->db, at + 1)) != 1) {
+		if (found == -1)
+			r->failed = 1;
+		else
+			target_add(r->t, local, at + 1, false);
+		return;
+	}
+	if ((found = exists(r->db, Q_ACCOUNT_GET, key)) != 0) {
+		if (found == -1)
+			r->failed = 1;
+		else
+			target_add(r->t, local, at + 1, true);
+		return;
+	}
+	if (depth < ALIAS_DEPTH_MAX)
+		expand_aliases(r, key, at + 1, depth);
+}
+
+enum db_rcpt
+db_rcpt_resolve(struct db *db, const char *local_part, const char *domain,
+    struct db_targets *t)
+{
+	struct resolve	*r;
+	char		 key[KEY_MAX + 1];
+	int		 local;
+	enum db_rcpt	 res;
+
+	t->n = 0;
+	if ((local = domain_local(db, domain)) != 1)
+		return local == 0 ? DB_RCPT_NOT_LOCAL : DB_RCPT_TEMPFAIL;
+	if (strlen(local_part) > ADDR_LOCAL_MAX)
+		return DB_RCPT_UNKNOWN;
+	snprintf(key, sizeof(key), "%s@%s", local_part, domain);
+	if (fold(key, KEY_MAX, key) == -1)
+		return DB_RCPT_UNKNOWN;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return DB_RCPT_TEMPFAIL;
+	r->db = db;
+	r->t = t;
+	expand(r, key, 0);
+	if (r->failed)
+		res = DB_RCPT_TEMPFAIL;
+	else
+		res = t->n > 0 ? DB_RCPT_OK : DB_RCPT_UNKNOWN;
+	if (r->failed)
+		t->n = 0;
+	free(r);
+	return res;
+}
+
+/* Run a change q with text parameters; constraint failures are "exists". */
+static int
+change(struct db *db, enum q q, char *err, size_t errlen, int n,
+    const char *a, const char *b, const char *c)
+{
+	int	r;
+
+	r = run(db, q, NULL, n, a, b, c);
+	if (r == SQLITE_DONE)
+		return sqlite3_changes(db->h) > 0 ? 0 : 1;
+	if (r == SQLITE_CONSTRAINT)
+		return 2;
+	return dberr(db, err, errlen);
+}
+
+static void
+now_str(char *buf, size_t size, long long add)
+{
+	snprintf(buf, size, "%lld", (long long)time(NULL) + add);
+}
+
+int
+db_domain_add(struct db *db, const char *domain, char *err, size_t errlen)
+{
+	char	d[ADDR_DOMAIN_MAX + 1], now[32];
+	int	r;
+
+	if (fold(d, sizeof(d), domain) == -1 || *d == '\0')
+		return fail(err, errlen, "domain %s is not valid", domain);
+	now_str(now, sizeof(now), 0);
+	if ((r = change(db, Q_DOMAIN_ADD, err, errlen, 2, d, now, NULL)) == 2)
+		return fail(err, errlen, "domain %s exists", d);
+	return r == -1 ? -1 : 0;
+}
+
+/* How many rows of q name domain d; -1 on error. */
+static int
+count(struct db *db, enum q q, const char *d)
+{
+	sqlite3_stmt	*s;
+	int		 n = -1;
+
+	if (run(db, q, &s, 1, d) == SQLITE_ROW)
+		n = sqlite3_column_int(s, 0);
+	sqlite3_reset(s);
+	return n;
+}
+
+static int
+domain_del(struct db *db, const char *d, char *err, size_t errlen)
+{
+	int	n, r;
+
+	if ((n = count(db, Q_DOMAIN_ACCOUNTS, d)) == -1)
+		return dberr(db, err, errlen);
+	if (n > 0)
+		return fail(err, errlen, "domain %s still has %d account%s; "
+		    "delete %s first", d, n, n == 1 ? "" : "s",
+		    n == 1 ? "it" : "them");
+	if ((n = count(db, Q_DOMAIN_ALIASES, d)) == -1)
+		return dberr(db, err, errlen);
+	if (n > 0)
+		return fail(err, errlen, "domain %s still has %d alias%s; "
+		    "delete %s first", d, n, n == 1 ? "" : "es",
+		    n == 1 ? "it" : "them");
+	if ((r = change(db, Q_DOMAIN_DEL, err, errlen, 1, d, NULL, NULL)) == 1)
+		return fail(err, errlen, "no such domain %s", d);
+	return r == 0 ? 0 : -1;
+}
+
+/* The check and the delete in one transaction. */
+int
+db_domain_del(struct db *db, const char *domain, char *err, size_t errlen)
+{
+	char	d[ADDR_DOMAIN_MAX + 1];
+
+	if (fold(d, sizeof(d), domain) == -1)
+		return fail(err, errlen, "no such domain %s", domain);
+	if (exec(db, "BEGIN IMMEDIATE") == -1)
+		return dberr(db, err, errlen);
+	if (domain_del(db, d, err, errlen) == -1) {
+		exec(db, "ROLLBACK");
+		return -1;
+	}
+	if (exec(db, "COMMIT") == -1)
+		return dberr(db, err, errlen);
+	return 0;
+}
+
+/* A fresh yescrypt hash of password, malloc'ed; NULL on failure. */
+static char *
+hash_password(const char *password)
+{
+	struct crypt_data	*cd;
+	char			*salt, *h = NULL, *res;
+
+	if ((salt = crypt_gensalt_ra("$y$", 0, NULL, 0)) == NULL)
+		return NULL;
+	if ((cd = calloc(1, sizeof(*cd))) == NULL)
+		goto out_salt;
+	res = crypt_rn(password, salt, cd, sizeof(*cd));
+	if (res != NULL && res[0] != '*')
+		h = strdup(res);
+	explicit_bzero(cd, sizeof(*cd));
+	free(cd);
+out_salt:
+	free(salt);
+	return h;
+}
+
+static int
+check_password(const char *password, char *err, size_t errlen)
+{
+	if (*password == '\0')
+		return fail(err, errlen, "empty password");
+	return 0;
+}
+
+static int
+account_insert(struct db *db, const char *addr, const char *hash, char *err,
+    size_t errlen)
+{
+	char	full[KEY_MAX], key[KEY_MAX], *local, *domain, now[32];
+	int	r;
+
+	if (fold(full, sizeof(full), addr) == -1 ||
+	    split_addr(addr, key, &local, &domain) == -1)
+		return fail(err, errlen, "%s is not an address", addr);
+	domain[-1] = '\0';
+	now_str(now, sizeof(now), 0);
+	r = run(db, Q_ACCOUNT_ADD, NULL, 5, full, domain, local, hash, now);
+	if (r == SQLITE_CONSTRAINT)
+		return fail(err, errlen, "account %s exists", full);
+	return r == SQLITE_DONE ? 0 : dberr(db, err, errlen);
+}
+
+int
+db_account_add(struct db *db, const char *addr, const char *password,
+    char *err, size_t errlen)
+{
+	char	 key[KEY_MAX], *local, *domain, *hash;
+	int	 r;
+
+	if (split_addr(addr, key, &local, &domain) == -1 || local == domain - 1)
+		return fail(err, errlen, "%s is not an address", addr);
+	if ((r = domain_local(db, domain)) != 1)
+		return r == -1 ? dberr(db, err, errlen) : fail(err, errlen,
+		    "domain %s is not local; add it with: postino-admin "
+		    "domain add %s", domain, domain);
+	if ((r = exists(db, Q_ACCOUNT_GET, key)) != 0)
+		return r == -1 ? dberr(db, err, errlen) :
+		    fail(err, errlen, "account %s exists", key);
+	if (check_password(password, err, errlen) == -1)
+		return -1;
+	if ((hash = hash_password(password)) == NULL)
+		return fail(err, errlen, "cannot hash the password: %s",
+		    strerror(errno));
+	r = account_insert(db, key, hash, err, errlen);
+	free(hash);
+	return r;
+}
+
+int
+db_account_passwd(struct db *db, const char *addr, const char *password,
+    char *err, size_t errlen)
+{
+	char	 key[KEY_MAX], *hash;
+	int	 r;
+
+	if (fold(key, sizeof(key), addr) == -1)
+		return fail(err, errlen, "no such account %s", addr);
+	if (check_password(password, err, errlen) == -1)
+		return -1;
+	if ((hash = hash_password(password)) == NULL)
+		return fail(err, errlen, "cannot hash the password: %s",
+		    strerror(errno));
+	r = change(db, Q_ACCOUNT_PASSWD, err, errlen, 2, key, hash, NULL);
+	free(hash);
+	if (r == 1)
+		return fail(err, errlen, "no such account %s", key);
+	return r == 0 ? 0 : -1;
+}
+
+int
+db_account_set(struct db *db, const char *addr, const char *fieldname,
+    bool on, char *err, size_t errlen)
+{
+	char	key[KEY_MAX];
+	enum q	q;
+	int	r;
+
+	if (strcmp(fieldname, "enabled") == 0)
+		q = Q_ACCOUNT_ENABLED;
+	else if (strcmp(fieldname, "smtp_auth") == 0)
+		q = Q_ACCOUNT_SMTP_AUTH;
+	else
+		return fail(err, errlen, "no account field %s", fieldname);
+	if (fold(key, sizeof(key), addr) == -1)
+		return fail(err, errlen, "no such account %s", addr);
+	r = change(db, q, err, errlen, 2, key, on ? "1" : "0", NULL);
+	if (r == 1)
+		return fail(err, errlen, "no such account %s", key);
+	return r == 0 ? 0 : -1;
+}
+
+int
+db_account_del(struct db *db, const char *addr, char *err, size_t errlen)
+{
+	char	key[KEY_MAX];
+	int	r;
+
+	if (fold(key, sizeof(key), addr) == -1)
+		return fail(err, errlen, "no such account %s", addr);
+	r = change(db, Q_ACCOUNT_DEL, err, errlen, 1, key, NULL, NULL);
+	if (r == 1)
+		return fail(err, errlen, "no such account %s", key);
+	return r == 0 ? 0 : -1;
+}
+
+int
+db_send_as_add(struct db *db, const char *account, const char *addr,
+    char *err, size_t errlen)
+{
+	char	a[KEY_MAX], o[KEY_MAX];
+	int	r;
+
+	if (fold(a, sizeof(a), account) == -1 ||
+	    (r = exists(db, Q_ACCOUNT_GET, a)) == 0)
+		return fail(err, errlen, "no such account %s", account);
+	if (r == -1)
+		return dberr(db, err, errlen);
+	if (fold(o, sizeof(o), addr) == -1)
+		return fail(err, errlen, "%s is not an address", addr);
+	if ((r = change(db, Q_SEND_AS_ADD, err, errlen, 2, a, o, NULL)) == 2)
+		return fail(err, errlen, "%s may already send as %s", a, o);
+	return r == 0 ? 0 : -1;
+}
+
+int
+db_alias_add(struct db *db, const char *addr, const char *target,
+    char *err, size_t errlen)
+{
+	char	 key[KEY_MAX], t[KEY_MAX], *local, *domain;
+	int	 r;
+
+	if (split_addr(addr, key, &local, &domain) == -1)
+		return fail(err, errlen, "%s is not an address", addr);
+	if (fold(t, sizeof(t), target) == -1 || strchr(t, '@') == NULL)
+		return fail(err, errlen, "%s is not an address", target);
+	if ((r = domain_local(db, domain)) != 1)
+		return r == -1 ? dberr(db, err, errlen) : fail(err, errlen,
+		    "domain %s is not local; add it with: postino-admin "
+		    "domain add %s", domain, domain);
+	if ((r = exists(db, Q_ACCOUNT_GET, key)) != 0)
+		return r == -1 ? dberr(db, err, errlen) : fail(err, errlen,
+		    "%s is an account; an alias cannot hide it", key);
+	if (strcmp(key, t) == 0)
+		return fail(err, errlen, "alias %s cannot point to itself", key);
+	r = change(db, Q_ALIAS_ADD, err, errlen, 2, key, t, NULL);
+	if (r == 2)
+		return fail(err, errlen, "alias %s already has target %s", key,
+		    t);
+	return r == 0 ? 0 : -1;
+}
+
+int
+db_alias_del(struct db *db, const char *addr, const char *target,
+    char *err, size_t errlen)
+{
+	char	key[KEY_MAX], t[KEY_MAX];
+	int	r;
+
+	if (fold(key, sizeof(key), addr) == -1)
+		return fail(err, errlen, "no such alias %s", addr);
+	if (target == NULL) {
+		r = change(db, Q_ALIAS_DEL_ALL, err, errlen, 1, key, NULL,
+		    NULL);
+		if (r == 1)
+			return fail(err, errlen, "no such alias %s", key);
+		return r == 0 ? 0 : -1;
+	}
+	if (fold(t, sizeof(t), target) == -1)
+		return fail(err, errlen, "alias %s has no target %s", key,
+		    target);
+	r = change(db, Q_ALIAS_DEL, err, errlen, 2, key, t, NULL);
+	if (r == 1)
+		return fail(err, errlen, "alias %s has no target %s", key, t);
+	return r == 0 ? 0 : -1;
+}
+
+/* Add or delete (add false) an entry of a set. */
+static int
+set_change(struct db *db, enum db_set set, const char *entry, bool add,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*s;
+	char		 e[KEY_MAX];
+	int		 r;
+
+	if ((size_t)set >= sizeof(sets) / sizeof(sets[0]))
+		return fail(err, errlen, "no such list");
+	if (fold(e, sizeof(e), entry) == -1 || *e == '\0')
+		return fail(err, errlen, "%s %s is not valid", sets[set].what,
+		    entry);
+	if (sqlite3_prepare_v2(db->h, add ? sets[set].add : sets[set].del, -1,
+	    &s, NULL) != SQLITE_OK)
+		return dberr(db, err, errlen);
+	sqlite3_bind_text(s, 1, e, -1, SQLITE_TRANSIENT);
+	if (sets[set].list != NULL)
+		sqlite3_bind_text(s, 2, sets[set].list, -1, SQLITE_STATIC);
+	r = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (r == SQLITE_CONSTRAINT)
+		return fail(err, errlen, "%s %s exists", sets[set].what, e);
+	if (r != SQLITE_DONE)
+		return dberr(db, err, errlen);
+	if (!add && sqlite3_changes(db->h) == 0)
+		return fail(err, errlen, "no such %s %s", sets[set].what, e);
+	return 0;
+}
+
+int
+db_set_add(struct db *db, enum db_set set, const char *entry, char *err,
+    size_t errlen)
+{
+	return set_change(db, set, entry, true, err, errlen);
+}
+
+int
+db_set_del(struct db *db, enum db_set set, const char *entry, char *err,
+    size_t errlen)
+{
+	return set_change(db, set, entry, false, err, errlen);
+}
+
+int
+db_redirect_add(struct db *db, const char *domain, const char *target,
+    const char *host, char *err, size_t errlen)
+{
+	char	d[ADDR_DOMAIN_MAX + 1], h[ADDR_DOMAIN_MAX + 8];
+	int	r;
+
+	if (fold(d, sizeof(d), domain) == -1 || fold(h, sizeof(h), host) == -1)
+		return fail(err, errlen, "redirect of %s is not valid", domain);
+	r = change(db, Q_REDIRECT_ADD, err, errlen, 3, d, target, h);
+	if (r == 2)
+		return fail(err, errlen, "a redirect for %s exists; delete it "
+		    "first", d);
+	return r == 0 ? 0 : -1;
+}
+
+int
+db_redirect_del(struct db *db, const char *domain, char *err, size_t errlen)
+{
+	char	d[ADDR_DOMAIN_MAX + 1];
+	int	r;
+
+	if (fold(d, sizeof(d), domain) == -1)
+		return fail(err, errlen, "no redirect for %s", domain);
+	r = change(db, Q_REDIRECT_DEL, err, errlen, 1, d, NULL, NULL);
+	if (r == 1)
+		return fail(err, errlen, "no redirect for %s", d);
+	return r == 0 ? 0 : -1;
+}
+
+int
+db_block_add(struct db *db, const char *ip, unsigned int minutes,
+    const char *reason, char *err, size_t errlen)
+{
+	char	i[64], until[32];
+
+	if (fold(i, sizeof(i), ip) == -1)
+		return fail(err, errlen, "%s is not an IP address", ip);
+	now_str(until, sizeof(until), (long long)minutes * 60);
+	return change(db, Q_BLOCK_ADD, err, errlen, 3, i, until, reason) ==
+	    0 ? 0 : -1;
+}
+
+int
+db_block_del(struct db *db, const char *ip, char *err, size_t errlen)
+{
+	char	i[64];
+	int	r;
+
+	if (fold(i, sizeof(i), ip) == -1)
+		return fail(err, errlen, "no block for %s", ip);
+	r = change(db, Q_BLOCK_DEL, err, errlen, 1, i, NULL, NULL);
+	if (r == 1)
+		return fail(err, errlen, "no block for %s", i);
+	return r == 0 ? 0 : -1;
+}
+
+int
+db_popauth_grant(struct db *db, const char *addr, const char *ip,
+    unsigned int minutes, char *err, size_t errlen)
+{
+	char	key[KEY_MAX], i[64], until[32];
+	int	r;
+
+	if (fold(key, sizeof(key), addr) == -1 ||
+	    (r = exists(db, Q_ACCOUNT_GET, key)) == 0)
+		return fail(err, errlen, "no such account %s", addr);
+	if (r == -1)
+		return dberr(db, err, errlen);
+	if (fold(i, sizeof(i), ip) == -1)
+		return fail(err, errlen, "%s is not an IP address", ip);
+	now_str(until, sizeof(until), (long long)minutes * 60);
+	return change(db, Q_POPAUTH_ADD, err, errlen, 3, i, key, until) ==
+	    0 ? 0 : -1;
+}
+
+int
+db_view(struct db *db, enum db_view v, db_row_fn fn, void *arg, char *err,
+    size_t errlen)
+{
+	const char	*cols[8];
+	sqlite3_stmt	*s;
+	int		 i, n, r;
+
+	if ((size_t)v >= sizeof(views) / sizeof(views[0]))
+		return fail(err, errlen, "no such listing");
+	if (sqlite3_prepare_v2(db->h, views[v], -1, &s, NULL) != SQLITE_OK)
+		return dberr(db, err, errlen);
+	n = sqlite3_column_count(s);
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		for (i = 0; i < n && i < 8; i++) {
+			cols[i] = (const char *)sqlite3_column_text(s, i);
+			if (cols[i] == NULL)
+				cols[i] = "";
+		}
+		fn(arg, i, cols);
+	}
+	sqlite3_finalize(s);
+	return r == SQLITE_DONE ? 0 : dberr(db, err, errlen);
+}
+
+/* Equal strings, in time that depends on the length of b only. */
+static bool
+equal_ct(const char *a, const char *b)
+{
+	size_t		 la = strlen(a), lb = strlen(b), i;
+	unsigned char	 d = la != lb;
+
+	for (i = 0; i < lb; i++)
+		d |= (unsigned char)(i < la ? a[i] : 0) ^ (unsigned char)b[i];
+	return d == 0;
+}
+
+/* Hash the password as the stored hash says and compare. */
+static bool
+password_ok(const char *password, const char *stored)
+{
+	struct crypt_data	*cd;
+	const char		*res;
+	bool			 ok = false;
+
+	if ((cd = calloc(1, sizeof(*cd))) == NULL)
+		return false;
+	res = crypt_rn(password, stored, cd, sizeof(*cd));
+	if (res != NULL && res[0] != '*')
+		ok = equal_ct(res, stored);
+	explicit_bzero(cd, sizeof(*cd));
+	free(cd);
+	return ok;
+}
+
+enum db_auth
+db_account_auth(struct db *db, const char *addr, const char *password,
+    bool smtp)
+{
+	/* Hashed even for an unknown account, so timing tells nothing. */
+	static char		*dummy;
+	const char		*stored;
+	sqlite3_stmt		*s;
+	char			 key[KEY_MAX], *hash = NULL;
+	bool			 usable = false;
+	int			 r;
+
+	if (fold(key, sizeof(key), addr) == -1)
+		key[0] = '\0';
+	r = run(db, Q_ACCOUNT_GET, &s, 1, key);
+	if (r == SQLITE_ROW) {
+		hash = strdup((const char *)sqlite3_column_text(s, 0));
+		usable = sqlite3_column_int(s, 1) != 0 &&
+		    (!smtp || sqlite3_column_int(s, 2) != 0);
+	}
+	if (s != NULL)
+		sqlite3_reset(s);
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		return DB_AUTH_TEMPFAIL;
+	if (dummy == NULL && (dummy = hash_password("dummy")) == NULL) {
+		free(hash);
+		return DB_AUTH_TEMPFAIL;
+	}
+	stored = hash != NULL ? hash : dummy;
+	if (!password_ok(password, stored) || hash == NULL)
+		usable = false;
+	free(hash);
+	return usable ? DB_AUTH_OK : DB_AUTH_FAIL;
+}

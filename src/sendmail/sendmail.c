@@ -1,0 +1,604 @@
+/*
+ * sendmail.c - the sendmail(1) command for local programs (R7.6):
+ *
+ *	sendmail [-t] [-i] [-f ADDR] [-F NAME] [-C FILE] [ADDR ...]
+ *
+ * reads a message on standard input and leaves it as one drop file in
+ * <data_dir>/maildrop/ (format in maildrop.h), which the store role picks
+ * up, checks again and queues (Postfix postdrop -> maildrop/ -> pickup;
+ * OpenSMTPD enqueue).  It never talks to the network.
+ *
+ * It runs as the invoking user with no privileges and trusts its input
+ * no more than that user: the store role believes nothing in the file but
+ * its owner.  Because -C and POSTINO_CONF choose the data directory, this
+ * program must never be installed set-user-ID or set-group-ID.
+ */
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "compat.h"
+#include "conf.h"
+#include "fsio.h"
+#include "maildrop.h"
+
+#define DEFAULT_CONF	"/etc/postino/postino.conf"
+#define INPUT_MAX	(64 * 1024)	/* one read; longest piece of a line */
+#define OUTPUT_MAX	(256 * 1024)	/* written to the file at once */
+#define HEADER_MAX	(1024 * 1024)	/* header section held for -t */
+#define NAME_TRIES	8		/* drop file names tried */
+
+struct opts {
+	bool		 extract;	/* -t */
+	bool		 ignore_dots;	/* -i, -oi */
+	const char	*from;		/* -f, -r */
+	const char	*conf;		/* -C */
+};
+
+/* Standard input, cut into lines; a longer line comes in pieces. */
+struct input {
+	uint8_t		 buf[INPUT_MAX];
+	size_t		 off, len;
+	bool		 eof;
+	bool		 bol;		/* the next piece begins a line */
+};
+
+struct piece {
+	const uint8_t	*p;
+	size_t		 n;
+	bool		 bol;		/* it begins a line */
+};
+
+/* The drop file being written. */
+struct drop {
+	char		 dir[PATH_MAX];
+	int		 fd;
+	uint8_t		 buf[OUTPUT_MAX];
+	size_t		 len;
+	uint64_t	 msg_size, msg_max;	/* msg_max 0: no limit */
+	struct maildrop_crlf crlf;
+};
+
+/* What the address callbacks need. */
+struct addrs {
+	struct maildrop_env *env;
+	const char	*hostname;
+	size_t		 nsenders;
+	char		 bad[ADDR_PATH_MAX * 2 + 1];	/* the one refused */
+};
+
+/* The temporary file, for die() and the signal handler to remove. */
+static char			tmp_path[PATH_MAX];
+static volatile sig_atomic_t	tmp_made;
+
+static void __attribute__((noreturn, format(printf, 2, 3)))
+die(int status, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (tmp_made)
+		unlink(tmp_path);
+	fputs("sendmail: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr, "usage: sendmail [-it] [-C file] [-F name] "
+	    "[-f sender] [address ...]\n");
+	exit(EX_USAGE);
+}
+
+static void
+on_signal(int sig)
+{
+	if (tmp_made)
+		unlink(tmp_path);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void
+setup_signals(void)
+{
+	static const int	 sigs[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM };
+	struct sigaction	 sa;
+	size_t			 i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigfillset(&sa.sa_mask);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+	/* Past a file size limit, write(2) fails with EFBIG and we say so. */
+	signal(SIGXFSZ, SIG_IGN);
+}
+
+/* -bX: only -bm, the default, is implemented. */
+static void
+check_mode(const char *mode)
+{
+	if (strcmp(mode, "m") != 0)
+		die(EX_USAGE, "-b%s is not supported", mode);
+}
+
+/*
+ * Options of the traditional sendmail that local programs pass.  Those
+ * that have no meaning here (-F, -N, -O, -o other than -oi, ...) are
+ * accepted and ignored.  '+': stop at the first address, as POSIX does.
+ */
+static int
+parse_opts(int argc, char *argv[], struct opts *o)
+{
+	int	ch;
+
+	memset(o, 0, sizeof(*o));
+	while ((ch = getopt(argc, argv, "+B:b:C:F:f:imN:nO:o:R:r:tUV:vX:"))
+	    != -1) {
+		switch (ch) {
+		case 'b':
+			check_mode(optarg);
+			break;
+		case 'C':
+			o->conf = optarg;
+			break;
+		case 'f':
+		case 'r':
+			o->from = optarg;
+			break;
+		case 'i':
+			o->ignore_dots = true;
+			break;
+		case 'o':
+			if (strcmp(optarg, "i") == 0)
+				o->ignore_dots = true;
+			break;
+		case 't':
+			o->extract = true;
+			break;
+		case '?':
+			usage();
+		default:
+			break;
+		}
+	}
+	return optind;
+}
+
+static struct conf *
+load_conf(const struct opts *o)
+{
+	struct conf	*conf;
+	const char	*path = o->conf;
+	char		 err[1024];
+
+	if (path == NULL)
+		path = getenv("POSTINO_CONF");
+	if (path == NULL || *path == '\0')
+		path = DEFAULT_CONF;
+	if (conf_load(path, &conf, err, sizeof(err)) == -1)
+		die(EX_CONFIG, "%s", err);
+	return conf;
+}
+
+/*
+ * Parse s as an address, "@hostname" added when it has no '@' (a local
+ * user, as the traditional sendmail does).  On error the text is kept in
+ * r->bad for the message.
+ */
+static int
+qualify(struct addrs *r, const char *s, struct mailaddr *a,
+    const char **errstr_r)
+{
+	const char	*p = s;
+	char		 buf[sizeof(r->bad)];
+
+	if (strchr(s, '@') == NULL &&
+	    (size_t)snprintf(buf, sizeof(buf), "%s@%s", s, r->hostname) <
+	    sizeof(buf))
+		p = buf;
+	if (addr_parse(p, true, a, errstr_r) == 0)
+		return 0;
+	strlcpy(r->bad, s, sizeof(r->bad));
+	return -1;
+}
+
+/* maildrop_addr_cb: add a recipient unless it is there already. */
+static int
+add_rcpt(void *arg, const char *s, const char **errstr_r)
+{
+	struct addrs		*r = arg;
+	struct maildrop_env	*env = r->env;
+	struct mailaddr		 a;
+	size_t			 i;
+
+	if (qualify(r, s, &a, errstr_r) == -1)
+		return -1;
+	for (i = 0; i < env->nrcpts; i++)
+		if (strcmp(env->rcpts[i].local, a.local) == 0 &&
+		    strcmp(env->rcpts[i].domain, a.domain) == 0)
+			return 0;
+	if (env->nrcpts == MAILDROP_RCPT_MAX)
+		die(EX_DATAERR, "too many recipients (at most %d)",
+		    MAILDROP_RCPT_MAX);
+	env->rcpts[env->nrcpts++] = a;
+	return 0;
+}
+
+/* maildrop_addr_cb: the one address of -f. */
+static int
+add_sender(void *arg, const char *s, const char **errstr_r)
+{
+	struct addrs	*r = arg;
+
+	if (r->nsenders++ > 0) {
+		*errstr_r = "more than one address";
+		return -1;
+	}
+	return qualify(r, s, &r->env->sender, errstr_r);
+}
+
+/* Name the address refused by qualify(), else the list it was in. */
+static void __attribute__((noreturn))
+addr_die(const struct addrs *r, const char *what, const char *arg,
+    const char *errstr)
+{
+	if (r->bad[0] != '\0')
+		die(EX_DATAERR, "bad %s address '%s': %s", what, r->bad, errstr);
+	if (arg != NULL)
+		die(EX_DATAERR, "bad %s '%.300s': %s", what, arg, errstr);
+	die(EX_DATAERR, "bad %s in To:, Cc: or Bcc: fields: %s", what, errstr);
+}
+
+/* The sender: -f ADDR ("" or "<>" for the null path), else user@host. */
+static void
+set_sender(struct addrs *r, const char *from)
+{
+	struct passwd	*pw;
+	const char	*errstr = NULL;
+
+	if (from != NULL && (*from == '\0' || strcmp(from, "<>") == 0)) {
+		r->env->sender.flags = ADDR_F_NULL;
+		return;
+	}
+	if (from == NULL) {
+		if ((pw = getpwuid(getuid())) == NULL)
+			die(EX_NOUSER, "no user name for uid %lu; use -f",
+			    (unsigned long)getuid());
+		from = pw->pw_name;
+	}
+	if (maildrop_addr_list((const uint8_t *)from, strlen(from),
+	    add_sender, r, &errstr) == -1)
+		addr_die(r, "sender", from, errstr);
+	if (r->nsenders == 0)
+		die(EX_DATAERR, "bad sender address '%s'", from);
+}
+
+/* Each argument is an address list: "a@b, Name <c@d>" works too. */
+static void
+add_args(struct addrs *r, int argc, char *argv[])
+{
+	const char	*errstr;
+	int		 i;
+
+	for (i = 0; i < argc; i++) {
+		if (maildrop_addr_list((const uint8_t *)argv[i],
+		    strlen(argv[i]), add_rcpt, r, &errstr) == -1)
+			addr_die(r, "recipient", argv[i], errstr);
+	}
+}
+
+/*
+ * The next piece of input: a line with its LF, or the part of a longer
+ * line that fills the buffer, or the last octets before EOF.  Returns 1,
+ * or 0 at the end of input.
+ */
+static int
+input_piece(struct input *in, struct piece *pc)
+{
+	const uint8_t	*nl;
+	ssize_t		 r;
+
+	for (;;) {
+		nl = memchr(in->buf + in->off, '\n', in->len - in->off);
+		if (nl != NULL || in->eof ||
+		    (in->off == 0 && in->len == sizeof(in->buf)))
+			break;
+		memmove(in->buf, in->buf + in->off, in->len - in->off);
+		in->len -= in->off;
+		in->off = 0;
+		r = read(STDIN_FILENO, in->buf + in->len,
+		    sizeof(in->buf) - in->len);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			die(EX_IOERR, "reading standard input: %s",
+			    strerror(errno));
+		in->eof = r == 0;
+		in->len += (size_t)r;
+	}
+	pc->p = in->buf + in->off;
+	pc->n = nl != NULL ? (size_t)(nl + 1 - pc->p) : in->len - in->off;
+	pc->bol = in->bol;
+	in->off += pc->n;
+	in->bol = nl != NULL;
+	return pc->n > 0;
+}
+
+/* Without -i, a line of a single dot ends the message (sendmail(8)). */
+static bool
+is_dot_line(const struct piece *pc, bool ignore_dots)
+{
+	if (ignore_dots || !pc->bol || pc->p[0] != '.')
+		return false;
+	/* A piece of one octet without LF is the last one. */
+	return pc->n == 1 || (pc->n == 2 && pc->p[1] == '\n') ||
+	    (pc->n == 3 && pc->p[1] == '\r' && pc->p[2] == '\n');
+}
+
+static bool
+is_blank_line(const struct piece *pc)
+{
+	return pc->bol && ((pc->n == 1 && pc->p[0] == '\n') ||
+	    (pc->n == 2 && pc->p[0] == '\r' && pc->p[1] == '\n'));
+}
+
+/*
+ * Read the header section for -t, up to the empty line (not kept).
+ * Returns true if a body follows, false if the message ended first.
+ */
+static bool
+read_header(struct input *in, bool ignore_dots, uint8_t *hdr, size_t *len_r)
+{
+	struct piece	pc;
+
+	*len_r = 0;
+	while (input_piece(in, &pc)) {
+		if (is_dot_line(&pc, ignore_dots))
+			return false;
+		if (is_blank_line(&pc))
+			return true;
+		if (pc.n > HEADER_MAX - *len_r)
+			die(EX_DATAERR, "header section longer than %d octets",
+			    HEADER_MAX);
+		memcpy(hdr + *len_r, pc.p, pc.n);
+		*len_r += pc.n;
+	}
+	return false;
+}
+
+/* The recipients of -t, and the message without its Bcc: fields. */
+static bool
+extract_rcpts(struct input *in, const struct opts *o, struct addrs *r,
+    uint8_t *hdr, size_t *len_r)
+{
+	const char	*errstr;
+	bool		 body;
+
+	body = read_header(in, o->ignore_dots, hdr, len_r);
+	if (maildrop_header_addrs(hdr, *len_r, add_rcpt, r, &errstr) == -1)
+		addr_die(r, "recipient", NULL, errstr);
+	*len_r = maildrop_header_strip(hdr, *len_r, "Bcc");
+	return body;
+}
+
+static void
+drop_flush(struct drop *d)
+{
+	if (fsio_write_all(d->fd, d->buf, d->len) == -1)
+		die(EX_TEMPFAIL, "writing %s: %s", tmp_path, strerror(errno));
+	d->len = 0;
+}
+
+/* Message octets, converted to CRLF and counted against the limit. */
+static void
+drop_put(struct drop *d, const uint8_t *p, size_t n)
+{
+	size_t	chunk, out;
+
+	while (n > 0) {
+		chunk = n < INPUT_MAX ? n : INPUT_MAX;
+		if (MAILDROP_CRLF_OUT(chunk) > sizeof(d->buf) - d->len)
+			drop_flush(d);
+		out = maildrop_crlf(&d->crlf, p, chunk, d->buf + d->len);
+		d->len += out;
+		d->msg_size += out;
+		if (d->msg_max != 0 && d->msg_size > d->msg_max)
+			die(EX_DATAERR, "message larger than max_message_size "
+			    "(%llu octets)", (unsigned long long)d->msg_max);
+		p += chunk;
+		n -= chunk;
+	}
+}
+
+/* 16 lower-case hex digits from the kernel's random source. */
+static void
+random_name(char *buf, size_t size)
+{
+	uint8_t		r[MAILDROP_NAME_LEN / 2];
+	size_t		i;
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		die(EX_OSERR, "getrandom: %s", strerror(errno));
+	for (i = 0; i < sizeof(r) && 2 * i + 2 < size; i++)
+		snprintf(buf + 2 * i, 3, "%02x", r[i]);
+}
+
+/*
+ * Create the temporary file.  Mode 0644: the drop directory (1733, owned
+ * by the daemon's user) cannot be listed by others, and the store role
+ * must be able to read what the submitting user owns.
+ */
+static void
+drop_open(struct drop *d, const struct conf *conf)
+{
+	char	name[MAILDROP_NAME_LEN + 1];
+
+	d->len = 0;
+	d->msg_size = 0;
+	d->msg_max = conf->smtp.max_message_size;
+	maildrop_crlf_init(&d->crlf);
+	if ((size_t)snprintf(d->dir, sizeof(d->dir), "%s/%s", conf->data_dir,
+	    MAILDROP_DIR) >= sizeof(d->dir))
+		die(EX_CONFIG, "data_dir too long");
+	random_name(name, sizeof(name));
+	if ((size_t)snprintf(tmp_path, sizeof(tmp_path), "%s/.tmp.%s",
+	    d->dir, name) >= sizeof(tmp_path))
+		die(EX_CONFIG, "data_dir too long");
+	d->fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0644);
+	if (d->fd == -1)
+		die(EX_TEMPFAIL, "cannot create a file in the drop directory "
+		    "%s: %s", d->dir, strerror(errno));
+	tmp_made = 1;
+	if (fchmod(d->fd, 0644) == -1)		/* whatever the umask */
+		die(EX_TEMPFAIL, "chmod %s: %s", tmp_path, strerror(errno));
+}
+
+static void
+drop_env(struct drop *d, const struct maildrop_env *env)
+{
+	const char	*errstr;
+	char		*buf;
+	size_t		 len;
+
+	if ((buf = malloc(MAILDROP_ENV_MAX)) == NULL)
+		die(EX_OSERR, "out of memory");
+	if (maildrop_env_format(env, buf, MAILDROP_ENV_MAX, &len,
+	    &errstr) == -1)
+		die(EX_SOFTWARE, "envelope: %s", errstr);
+	if (fsio_write_all(d->fd, buf, len) == -1)
+		die(EX_TEMPFAIL, "writing %s: %s", tmp_path, strerror(errno));
+	free(buf);
+}
+
+/* Give the file its final name, never over an existing one. */
+static void
+drop_rename(struct drop *d)
+{
+	char	name[MAILDROP_NAME_LEN + 1], path[PATH_MAX];
+	int	i, r;
+
+	for (i = 0; i < NAME_TRIES; i++) {
+		random_name(name, sizeof(name));
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", d->dir,
+		    name) >= sizeof(path))
+			die(EX_CONFIG, "data_dir too long");
+		r = renameat2(AT_FDCWD, tmp_path, AT_FDCWD, path,
+		    RENAME_NOREPLACE);
+		/* XXX file systems without RENAME_NOREPLACE: 64 random
+		 * bits, and the sticky bit protects others' files. */
+		if (r == -1 && (errno == EINVAL || errno == ENOSYS))
+			r = rename(tmp_path, path);
+		if (r == 0) {
+			tmp_made = 0;
+			return;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	die(EX_TEMPFAIL, "rename %s: %s", tmp_path, strerror(errno));
+}
+
+static void
+drop_commit(struct drop *d)
+{
+	if (sizeof(d->buf) - d->len < MAILDROP_CRLF_OUT(0))
+		drop_flush(d);
+	d->len += maildrop_crlf_end(&d->crlf, d->buf + d->len);
+	drop_flush(d);
+	if (fsync(d->fd) == -1 || close(d->fd) == -1)
+		die(EX_TEMPFAIL, "writing %s: %s", tmp_path, strerror(errno));
+	drop_rename(d);
+	/*
+	 * XXX Best effort: a user other than the daemon's cannot open the
+	 * directory (mode 1733), so the new entry may not be on disk yet.
+	 */
+	(void)fsio_fsync_dir(d->dir);
+}
+
+/* Copy the rest of standard input, up to EOF or a dot line. */
+static void
+copy_body(struct input *in, struct drop *d, bool ignore_dots)
+{
+	struct piece	pc;
+
+	while (input_piece(in, &pc)) {
+		if (is_dot_line(&pc, ignore_dots))
+			return;
+		drop_put(d, pc.p, pc.n);
+	}
+}
+
+static void
+submit(const struct opts *o, const struct conf *conf, struct addrs *r)
+{
+	static struct input	 in = { .bol = true };
+	static struct drop	 d;
+	uint8_t			*hdr = NULL;
+	size_t			 hdrlen = 0;
+	bool			 body = true;
+
+	drop_open(&d, conf);
+	if (o->extract) {
+		if ((hdr = malloc(HEADER_MAX)) == NULL)
+			die(EX_OSERR, "out of memory");
+		body = extract_rcpts(&in, o, r, hdr, &hdrlen);
+	}
+	if (r->env->nrcpts == 0)
+		die(EX_USAGE, "no recipients");
+	drop_env(&d, r->env);
+	drop_put(&d, hdr, hdrlen);
+	if (o->extract && body)
+		drop_put(&d, (const uint8_t *)"\n", 1);
+	if (body)
+		copy_body(&in, &d, o->ignore_dots);
+	drop_commit(&d);
+	free(hdr);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct opts	 o;
+	struct conf	*conf;
+	struct addrs	 r;
+	int		 n;
+
+	n = parse_opts(argc, argv, &o);
+	setup_signals();
+	conf = load_conf(&o);
+	memset(&r, 0, sizeof(r));
+	if ((r.env = calloc(1, sizeof(*r.env))) == NULL)
+		die(EX_OSERR, "out of memory");
+	r.hostname = conf->hostname;
+	r.env->uid = getuid();
+	set_sender(&r, o.from);
+	add_args(&r, argc - n, argv + n);
+	if (!o.extract && r.env->nrcpts == 0)
+		die(EX_USAGE, "no recipients");
+	submit(&o, conf, &r);
+	free(r.env);
+	conf_free(&conf);
+	return EX_OK;
+}
