@@ -103,4 +103,5 @@ clean:
 	rm -rf build
 
 SHELL := /bin/bash
+.SECONDARY:
 -include $(shell find build -name '*.d' 2>/dev/null)

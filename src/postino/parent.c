@@ -153,14 +153,18 @@ static pid_t
 start_role(const char *role, int peer, bool with_listeners)
 {
 	char	listen[LISTEN_MAX * 12] = "", item[32];
-	int	high[LISTEN_MAX], hpeer;
-	size_t	i;
-	pid_t	pid;
+	int		high[LISTEN_MAX], hpeer;
+	size_t		i;
+	pid_t		pid;
+	sigset_t	none;
 
 	if ((pid = fork()) == -1)
 		fatal("fork");
 	if (pid != 0)
 		return pid;
+	/* The parent blocks the signals it waits for; a role must not. */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	hpeer = fd_high(peer);
 	for (i = 0; with_listeners && i < pa.nfds; i++)
 		high[i] = fd_high(pa.fds[i]);

@@ -172,6 +172,10 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	char				 ip[INET6_ADDRSTRLEN];
 
 	sockaddr_text(sa, ip, sizeof(ip));
+	if (net.closing) {
+		close(fd);
+		return;
+	}
 	if (net.nconn >= net.conf->smtp.max_connections) {
 		refuse(fd, ip, "max-connections");
 		return;
@@ -230,10 +234,35 @@ store_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 }
 
 static void
+shutdown_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	static unsigned int	ticks;
+	struct timeval		tv = { 0, 50000 };
+
+	if (net.nconn == 0 || ++ticks > 40) {
+		log_info("net event=exit reason=signal sessions-left=%u",
+		    net.nconn);
+		exit(0);
+	}
+	event_base_once(net.base, -1, EV_TIMEOUT, shutdown_tick, NULL, &tv);
+}
+
+/* SIGTERM: tell every client, let the replies leave (2 s at most). */
+static void
 on_signal(evutil_socket_t sig, short ev, void *arg)
 {
-	log_info("net event=exit reason=signal");
-	exit(0);
+	struct sess_ent	*e, *next;
+	size_t		 i;
+
+	if (net.closing)
+		return;
+	net.closing = true;
+	for (i = 0; i < BUCKETS; i++)
+		for (e = sessions[i]; e != NULL; e = next) {
+			next = e->next;		/* e may be freed */
+			smtp_session_shutdown(e->s);
+		}
+	shutdown_tick(-1, 0, NULL);
 }
 
 void

@@ -21,6 +21,7 @@ struct net {
 	struct ipc		*store;
 	SSL_CTX			*ssl_ctx;
 	unsigned int		 nconn;
+	bool			 closing;	/* SIGTERM received */
 	uint64_t		 next_id;
 };
 extern struct net net;

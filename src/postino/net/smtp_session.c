@@ -394,9 +394,10 @@ message_verdict(struct smtp_session *s, unsigned int dflags,
 {
 	if (s->too_big)
 		return "552 5.3.4 Message size exceeds fixed limit";
-	if (dflags & DATA_F_BARE_LF)
+	/* With bare_lf = normalize they were rewritten to CRLF. */
+	if ((dflags & DATA_F_BARE_LF) && !s->data.normalize)
 		return "554 5.6.0 Bare <LF> received";
-	if (dflags & DATA_F_BARE_CR)
+	if ((dflags & DATA_F_BARE_CR) && !s->data.normalize)
 		return "554 5.6.0 Bare <CR> received";
 	if (dflags & DATA_F_LONG_LINE)
 		return "500 5.5.2 Line too long";
@@ -1127,6 +1128,15 @@ smtp_session_store_reply(struct smtp_session *s, struct ipc_msg *m)
 	}
 	if (!s->closing)
 		session_process(s);
+}
+
+void
+smtp_session_shutdown(struct smtp_session *s)
+{
+	if (s->closing)
+		return;
+	reply(s, "421 4.3.2 %s Service shutting down", s->conf->hostname);
+	session_close(s, "shutdown");
 }
 
 /* --- a new session ---------------------------------------------------- */

@@ -264,10 +264,20 @@ net_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 }
 
 static void
-on_signal(evutil_socket_t sig, short ev, void *arg)
+exit_now(evutil_socket_t fd, short ev, void *arg)
 {
 	log_info("store event=exit reason=signal");
 	exit(0);
+}
+
+/* SIGTERM: net, stopping too, may still commit what it has; we go when
+ * it has gone, or after 3 s. */
+static void
+on_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	struct timeval	tv = { 3, 0 };
+
+	event_base_once(st.base, -1, EV_TIMEOUT, exit_now, NULL, &tv);
 }
 
 void
