@@ -310,6 +310,8 @@ tx_reset(struct smtp_session *s)
 	s->spool_len = 0;
 	s->spool_errno = 0;
 	s->wlen = 0;
+	free(s->wbuf);		/* an idle session holds no spool buffer */
+	s->wbuf = NULL;
 	s->too_big = false;
 	s->bdat = false;
 	if (s->state != S_CONNECTED)
@@ -416,8 +418,11 @@ static void
 message_commit(struct smtp_session *s)
 {
 	struct ipc_out	 o;
+	char		 from[ADDR_PATH_MAX + 1];
 	size_t		 i;
 
+	if (addr_format(&s->from, from, sizeof(from)) == -1)
+		from[0] = '\0';
 	close(s->spool_fd);
 	s->spool_fd = -1;
 	ipc_out_init(&o);
@@ -426,7 +431,7 @@ message_commit(struct smtp_session *s)
 	ipc_put_str(&o, s->helo);
 	ipc_put_str(&o, s->ip);
 	ipc_put_str(&o, protocol(s));
-	ipc_put_str(&o, s->from_given);
+	ipc_put_str(&o, from);		/* canonical: no source route */
 	ipc_put_u32(&o, s->mparams.body);
 	ipc_put_u32(&o, s->mparams.smtputf8);
 	ipc_put_u32(&o, (uint32_t)s->nrcpt);
