@@ -55,6 +55,10 @@ IO_TIMEOUT = 10.0
 
 # Servers whose stop was started but not waited for (see Postino.stop).
 _LINGERING = []
+# Every server made, for the sanitizer check and cleanup at the end.
+_ALL = []
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer")
 
 
 def free_port():
@@ -126,6 +130,7 @@ class Postino:
         self.proc = None
         self.children = []
         self.starts = 0
+        _ALL.append(self)
         self.write_config()
 
     # -- configuration and administration ---------------------------
@@ -219,8 +224,9 @@ class Postino:
                             c.wait_eof(timeout=3)
                         except (OSError, AssertionError):
                             pass
-                        self.children = self.child_pids()
-                        if len(self.children) >= 2:
+                        # Both roles up (a child not yet exec'd has no role).
+                        if set(self.pids()) == {"parent", "net", "store"}:
+                            self.children = self.child_pids()
                             return
                     last = r
             except (OSError, AssertionError) as e:
@@ -645,12 +651,12 @@ def new_server(smtp=None, extra_config="", accounts=(DEMO,), start=True):
 
 
 def _finish(servers, failed):
+    """Stop (without waiting) and print the logs of a failed test; the
+    directories go at the end of the session."""
     for p in servers:
         p.cleanup()
         if failed:
             sys.stdout.write("\n===== postino log (%s) =====\n%s\n" % (p.dir, p.read_log()))
-        elif not p.running():
-            shutil.rmtree(p.dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -705,4 +711,18 @@ def _reap_lingering():
     deadline = time.monotonic() + 20
     for p, kids in _LINGERING:
         p.reap(kids, max(0.5, deadline - time.monotonic()))
-        shutil.rmtree(p.dir, ignore_errors=True)
+    # Sanitizer reports (make test SAN=1) fail the run even when every
+    # reply was right.
+    bad = []
+    for p in _ALL:
+        if p.running():
+            p.stop()
+        log = p.read_log()
+        if any(m in log for m in SANITIZER_MARKS):
+            bad.append("===== postino log (%s) =====\n%s" % (p.dir, log))
+        else:
+            shutil.rmtree(p.dir, ignore_errors=True)
+    if bad:
+        sys.stdout.write("\n".join(bad) + "\n")
+        pytest.fail("sanitizer reports in %d server log(s), kept in place" % len(bad),
+                    pytrace=False)

@@ -4,6 +4,7 @@ acknowledged message, never delivers half a message, and delivers each
 exactly once after a restart on the same data directory."""
 import os
 import re
+import signal
 import smtplib
 import threading
 import time
@@ -242,3 +243,32 @@ def test_kill9_while_idle_and_restart_twice(server):
     server.start()
     check_mailbox(server, led)
     assert len(delivered(server, led)) == 5
+
+
+def test_kill9_one_role_is_restarted(server):
+    """One role dying (SIGKILL of store, then of net) loses nothing: the
+    parent starts the roles again and every acknowledged message is
+    delivered exactly once."""
+    led = Ledger()
+    for r, role in enumerate(("store", "net")):
+        pids = server.pids()
+        with smtplib.SMTP("127.0.0.1", server.mx_port, local_hostname="client.example.org",
+                          timeout=10) as c:
+            c.ehlo()
+            for i in range(4):
+                mid, m = led.make("%s%d" % (role, r), i, 30000)
+                send_one(c, led, mid, m)
+            os.kill(pids[role], signal.SIGKILL)
+        # The parent stays and starts both roles again (bounded wait).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            new = server.pids()
+            if (set(new) == {"parent", "net", "store"} and new["net"] != pids["net"]
+                    and new["store"] != pids["store"]):
+                break
+            time.sleep(0.1)
+        assert new["parent"] == pids["parent"] and server.running()
+        assert new.get("net") not in (None, pids["net"]), (pids, new)
+        assert new.get("store") not in (None, pids["store"]), (pids, new)
+        server.wait_ready(timeout=15)
+    finish_and_check(server, led, "after", 3)

@@ -219,3 +219,65 @@ def test_restart_same_data_dir(server):
     server.wait_messages(2)
     assert len(find_by_mid(server, mid)) == 1
     assert len(find_by_mid(server, mid2)) == 1
+
+
+def test_alias_and_catch_all(make_server):
+    """R3.8: aliases and a per-domain catch-all deliver to the target."""
+    p = make_server(start=False)
+    p.add_alias("info@example.test", DEMO)
+    p.start()
+    with p.connect() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<%s>" % SENDER, "250 2.1.0 Ok")
+        c.expect("RCPT TO:<nobody@example.test>", "550 5.1.1 <nobody@example.test> User unknown")
+        c.expect("RCPT TO:<info@example.test>", "250 2.1.5 Ok")
+        c.expect("DATA", "354 End data with <CR><LF>.<CR><LF>")
+        m1, mid1 = make_message("alias")
+        c.send(dot_stuff(m1))
+        assert c.reply().raw.startswith(b"250 2.0.0 Ok: queued as ")
+    (data,) = p.wait_messages(1)
+    assert split_received(data)[1] == m1
+    p.stop()
+    p.add_alias("@example.test", DEMO)
+    p.start()
+    with p.connect() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<%s>" % SENDER, "250 2.1.0 Ok")
+        c.expect("RCPT TO:<nobody@example.test>", "250 2.1.5 Ok")
+        c.expect("RCPT TO:<user@example.org>", "550 5.7.1 <user@example.org> Relay access denied")
+        c.expect("DATA", "354 End data with <CR><LF>.<CR><LF>")
+        m2, mid2 = make_message("catchall")
+        c.send(dot_stuff(m2))
+        assert c.reply().raw.startswith(b"250 2.0.0 Ok: queued as ")
+    p.wait_messages(2)
+    assert len(find_by_mid(p, mid2)) == 1
+    p.assert_no_more(2)
+
+
+def test_smtputf8(server):
+    """SMTPUTF8 is offered: an internationalized sender and 8-bit
+    headers are accepted and delivered as sent."""
+    m = ("From: Pelé <pelé@exämple.org>\r\nSubject: Grüße\r\nMessage-Id: <%s@example.org>\r\n"
+         "\r\nçà\r\n" % uuid.uuid4().hex).encode("utf-8")
+    with server.connect() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<pelé@exämple.org> SMTPUTF8 BODY=8BITMIME".encode("utf-8"),
+                 "250 2.1.0 Ok")
+        c.expect("RCPT TO:<%s>" % DEMO, "250 2.1.5 Ok")
+        c.expect("DATA", "354 End data with <CR><LF>.<CR><LF>")
+        c.send(dot_stuff(m))
+        assert c.reply().raw.startswith(b"250 2.0.0 Ok: queued as ")
+    (data,) = server.wait_messages(1)
+    assert split_received(data)[1] == m
+
+
+def test_same_mailbox_twice_is_delivered_once(server):
+    """A recipient given twice, or reached directly and through an alias,
+    gets one copy (as Postfix's cleanup does)."""
+    server.add_alias("team@example.test", DEMO)
+    msg = b"Subject: once\r\n\r\nonly one copy\r\n"
+    with smtplib.SMTP("127.0.0.1", server.mx_port, timeout=10) as c:
+        c.sendmail(SENDER, [DEMO, "Demo@Example.TEST", "team@example.test"], msg)
+    (data,) = server.wait_messages(1)
+    assert split_received(data)[1] == msg
+    server.assert_no_more(1)

@@ -117,6 +117,9 @@ def test_rset_noop_vrfy_help_unknown(shared_server):
 def test_command_line_too_long(shared_server):
     with shared_server.connect() as c:
         c.ehlo()
+        # 512 octets with the CRLF is the limit (RFC 5321 4.5.3.1.4).
+        c.expect("NOOP " + "x" * 505, "250 2.0.0 Ok")
+        c.expect("NOOP " + "x" * 506, "500 5.5.2 Line too long")
         c.expect("NOOP " + "x" * 600, "500 5.5.2 Line too long")
         c.expect("NOOP", "250 2.0.0 Ok")
         # Much longer than any buffer: one reply, then the session goes on.
@@ -136,6 +139,11 @@ def test_data_line_too_long(server):
     with server.connect() as c:
         begin(c)
         c.send(b"Subject: long\r\n\r\n" + b"a" * 1200 + b"\r\nshort\r\n.\r\n")
+        c.expect_reply("500 5.5.2 Line too long")
+        assert_session_usable(c)
+        # 1001 octets with the CRLF: one too many (RFC 5321 4.5.3.1.6).
+        begin(c)
+        c.send(b"Subject: long\r\n\r\n" + b"a" * 999 + b"\r\n.\r\n")
         c.expect_reply("500 5.5.2 Line too long")
         assert_session_usable(c)
         # 998 octets + CRLF is the longest legal line.

@@ -83,10 +83,46 @@ test_trailer(void)
 	CHECK_INT(envelope_trailer_parse(buf, &m, &e), -1);
 }
 
+static void
+test_dedupe(void)
+{
+	static const struct {
+		bool		 local;
+		const char	*domain, *lp;
+	} rows[] = {
+		{ true, "b.test", "x" }, { true, "a.test", "y" },
+		{ true, "b.test", "x" }, { false, "b.test", "x" },
+		{ true, "a.test", "y" }, { false, "b.test", "x" },
+		{ true, "a.test", "z" },
+	};
+	struct envelope		 e;
+	struct env_target	*t;
+	size_t			 i;
+
+	memset(&e, 0, sizeof(e));
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		t = envelope_add_target(&e);
+		t->local = rows[i].local;
+		strcpy(t->domain, rows[i].domain);
+		strcpy(t->local_part, rows[i].lp);
+	}
+	envelope_dedupe(&e);
+	CHECK_INT(e.ntargets, 4);
+	CHECK_STR(e.targets[0].local_part, "y");
+	CHECK_STR(e.targets[1].local_part, "z");
+	CHECK_STR(e.targets[2].domain, "b.test");
+	CHECK(e.targets[2].local);
+	CHECK(!e.targets[3].local);
+	envelope_clear(&e);
+	envelope_dedupe(&e);
+	CHECK_INT(e.ntargets, 0);
+}
+
 int
 main(void)
 {
 	RUN(test_round_trip);
 	RUN(test_trailer);
+	RUN(test_dedupe);
 	return test_done();
 }

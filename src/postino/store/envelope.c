@@ -228,3 +228,30 @@ envelope_trailer_parse(const char *buf, uint64_t *msglen_r,
 	*envlen_r = strtoull(copy + 30, &end, 10);
 	return end == copy + 50 ? 0 : -1;
 }
+
+static int
+target_cmp(const void *a, const void *b)
+{
+	const struct env_target	*x = a, *y = b;
+	int			 r;
+
+	if (x->local != y->local)
+		return x->local ? -1 : 1;
+	if ((r = strcmp(x->domain, y->domain)) != 0)
+		return r;
+	return strcmp(x->local_part, y->local_part);
+}
+
+void
+envelope_dedupe(struct envelope *e)
+{
+	size_t	i, n = 0;
+
+	if (e->ntargets < 2)
+		return;
+	qsort(e->targets, e->ntargets, sizeof(*e->targets), target_cmp);
+	for (i = 1; i < e->ntargets; i++)
+		if (target_cmp(&e->targets[n], &e->targets[i]) != 0)
+			e->targets[++n] = e->targets[i];
+	e->ntargets = n + 1;
+}

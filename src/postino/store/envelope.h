@@ -42,6 +42,12 @@ char	*envelope_format(const struct envelope *, size_t *len_r);
 int	 envelope_parse(const char *text, size_t len, struct envelope *env,
 	    const char **errstr_r);
 void	 envelope_clear(struct envelope *);
+/*
+ * Sort the targets and keep one of each mailbox or remote address, so a
+ * recipient given twice, or reached through two aliases, gets the
+ * message once (as Postfix's cleanup does).  O(n log n).
+ */
+void	 envelope_dedupe(struct envelope *);
 /* Add a target, growing the array. */
 struct env_target *envelope_add_target(struct envelope *);
 

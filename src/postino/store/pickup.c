@@ -189,6 +189,7 @@ take(const char *name, int fd, const struct stat *sb)
 		set_aside(name, "no valid recipient");
 		goto out;
 	}
+	envelope_dedupe(&env);
 	env.msglen = rlen + (uint64_t)sb->st_size - body_off;
 	env.time = time(NULL);
 	strlcpy(env.helo, "localhost", sizeof(env.helo));

@@ -221,6 +221,7 @@ do_spool_commit(struct ipc_msg *m)
 		reply_u32(IMSG_SPOOL_COMMITTED, m->id, COMMIT_TEMPFAIL);
 		return;
 	}
+	envelope_dedupe(&env);
 	c = xcalloc(1, sizeof(*c));
 	c->session = m->id;
 	queue_spool_commit(st.queue, &env, commit_cb, c);
