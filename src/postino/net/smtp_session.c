@@ -163,7 +163,32 @@ static void	session_read_cb(struct bufferevent *, void *);
 static void	session_write_cb(struct bufferevent *, void *);
 static void	session_event_cb(struct bufferevent *, short, void *);
 
-/* --- replies and the session's life ---------------------------------- */
+/* --- logs, replies and the session's life --------------------------- */
+
+/* One log line of this session: its id and the client's address first,
+ * so that every line can be matched to a client (R7.4, fail2ban). */
+static void
+slog(const struct smtp_session *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+slog(const struct smtp_session *s, int level, const char *fmt, ...)
+{
+	char	msg[2048];
+	va_list	ap;
+
+	if (level > log_level())
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (level == LOGL_DEBUG)
+		log_debug("smtp session=%016llx address=[%s] %s",
+		    (unsigned long long)s->id, s->ip, msg);
+	else
+		log_info("smtp session=%016llx address=[%s] %s",
+		    (unsigned long long)s->id, s->ip, msg);
+}
 
 static void
 reply(struct smtp_session *s, const char *fmt, ...)
@@ -183,8 +208,7 @@ reply(struct smtp_session *s, const char *fmt, ...)
 	if (n < 0 || (size_t)n >= sizeof(line) - 2)
 		panic("smtp: reply too long");
 	if (log_level() >= LOGL_DEBUG)
-		log_debug("smtp session=%016llx event=reply text=\"%s\"",
-		    (unsigned long long)s->id, line);
+		slog(s, LOGL_DEBUG, "event=reply text=\"%s\"", line);
 	memcpy(line + n, "\r\n", 2);
 	evbuffer_add(out, line, (size_t)n + 2);
 }
@@ -202,8 +226,7 @@ session_enter_state(struct smtp_session *s, enum smtp_state state)
 {
 	if (s->state == state)
 		return;
-	log_debug("smtp session=%016llx event=state from=%s to=%s",
-	    (unsigned long long)s->id, state_names[s->state],
+	slog(s, LOGL_DEBUG, "event=state from=%s to=%s", state_names[s->state],
 	    state_names[state]);
 	s->state = state;
 }
@@ -280,8 +303,7 @@ session_close(struct smtp_session *s, const char *reason)
 {
 	if (s->closing)
 		return;
-	log_info("smtp session=%016llx event=disconnect reason=%s",
-	    (unsigned long long)s->id, reason);
+	slog(s, LOGL_INFO, "event=disconnect reason=%s", reason);
 	s->closing = true;
 	session_enter_state(s, S_QUIT);
 	bufferevent_disable(s->bev, EV_READ);
@@ -459,8 +481,8 @@ message_end(struct smtp_session *s, unsigned int dflags,
 
 	spool_flush(s);
 	if ((refuse = message_verdict(s, dflags, received)) != NULL) {
-		log_info("smtp session=%016llx event=refused qid=%s from=<%s> "
-		    "reply=\"%s\"", (unsigned long long)s->id, s->qid,
+		slog(s, LOGL_INFO, "event=refused qid=%s from=<%s> "
+		    "reply=\"%s\"", s->qid,
 		    log_escape(s->from_given, strlen(s->from_given), esc,
 		    sizeof(esc)), refuse);
 		reply(s, "%s", refuse);
@@ -630,8 +652,7 @@ do_mail(struct smtp_session *s, const char *arg)
 		return;
 	}
 	path_given(arg, s->from_given, sizeof(s->from_given));
-	log_info("smtp session=%016llx event=mail from=<%s>",
-	    (unsigned long long)s->id, log_escape(s->from_given,
+	slog(s, LOGL_INFO, "event=mail from=<%s>", log_escape(s->from_given,
 	    strlen(s->from_given), esc, sizeof(esc)));
 	session_enter_state(s, S_MAIL);
 	reply(s, "250 2.1.0 Ok");
@@ -689,19 +710,17 @@ rcpt_result(struct smtp_session *s, enum db_rcpt r)
 		    sizeof(*s->rcpts));
 		s->rcpts[s->nrcpt++] = s->pending;
 		session_enter_state(s, S_RCPT);
-		log_info("smtp session=%016llx event=rcpt to=<%s>",
-		    (unsigned long long)s->id, esc);
+		slog(s, LOGL_INFO, "event=rcpt to=<%s>", esc);
 		reply(s, "250 2.1.5 Ok");
 		return;
 	case DB_RCPT_NOT_LOCAL:
-		log_info("smtp session=%016llx event=reject to=<%s> "
-		    "reason=relay", (unsigned long long)s->id, esc);
+		slog(s, LOGL_INFO, "event=reject to=<%s> reason=relay", esc);
 		reply(s, "550 5.7.1 <%s> Relay access denied",
 		    s->pending.given);
 		return;
 	case DB_RCPT_UNKNOWN:
-		log_info("smtp session=%016llx event=reject to=<%s> "
-		    "reason=unknown-user", (unsigned long long)s->id, esc);
+		slog(s, LOGL_INFO, "event=reject to=<%s> "
+		    "reason=unknown-user", esc);
 		reply(s, "550 5.1.1 <%s> User unknown", s->pending.given);
 		return;
 	case DB_RCPT_TEMPFAIL:
@@ -815,9 +834,9 @@ committed(struct smtp_session *s, enum commit_status st)
 
 	switch (st) {
 	case COMMIT_OK:
-		log_info("smtp session=%016llx event=queued qid=%s from=<%s> "
+		slog(s, LOGL_INFO, "event=queued qid=%s from=<%s> "
 		    "nrcpt=%zu size=%llu proto=%s%s%s",
-		    (unsigned long long)s->id, s->qid,
+		    s->qid,
 		    log_escape(s->from_given, strlen(s->from_given), esc,
 		    sizeof(esc)), s->nrcpt, (unsigned long long)s->spool_len,
 		    protocol(s), s->tls ? " tls=" : "",
@@ -888,8 +907,7 @@ tls_handshake_done(struct smtp_session *s)
 	if (ssl == NULL || s->tls_desc[0] != '\0')
 		return;
 	tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
-	log_info("smtp session=%016llx event=tls %s",
-	    (unsigned long long)s->id, s->tls_desc);
+	slog(s, LOGL_INFO, "event=tls %s", s->tls_desc);
 }
 
 static struct bufferevent *
@@ -1101,8 +1119,8 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		session_close(s, "timeout");
 		return;
 	}
-	log_info("smtp session=%016llx event=disconnect reason=%s",
-	    (unsigned long long)s->id, what & BEV_EVENT_EOF ? "eof" : "error");
+	slog(s, LOGL_INFO, "event=disconnect reason=%s",
+	    what & BEV_EVENT_EOF ? "eof" : "error");
 	s->closing = true;
 	session_free(s);
 }
@@ -1183,8 +1201,8 @@ smtp_session_new(const struct conf_listener *l, int fd,
 	}
 	net.nconn++;
 	net_session_add(s, s->id);
-	log_info("smtp session=%016llx event=connect address=[%s]:%d "
-	    "listener=%s", (unsigned long long)s->id, s->ip, s->port, l->name);
+	slog(s, LOGL_INFO, "event=connect port=%d listener=%s", s->port,
+	    l->name);
 	if (s->bev == NULL) {
 		close(fd);
 		s->bev = bufferevent_socket_new(net.base, -1, 0);
