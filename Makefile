@@ -4,6 +4,8 @@
 #   make run        install what is missing, build, start the embedded default
 #   make test       unit tests, then end-to-end tests (SAN=1: ASan + UBSan)
 #   make fuzz       run every libFuzzer target FUZZ_SECONDS seconds
+#   make bench-tools  build build/loadgen (SMTP load client)
+#   make crashtest  SIGKILL postino under load CRASH_ROUNDS times, check the mail
 
 SAN ?= 0
 ifeq ($(SAN),1)
@@ -98,6 +100,18 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(MAIL_SRCS)
 fuzz-build: $(FUZZERS)
 fuzz: deps fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
+
+# Measurement tools (docs/benchmarks.md).
+.PHONY: bench-tools crashtest
+bench-tools: build/loadgen
+build/loadgen: bench/loadgen.c
+	@mkdir -p build
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
+CRASH_ROUNDS ?= 20
+crashtest: all build/loadgen
+	@CRASH_ROUNDS=$(CRASH_ROUNDS) POSTINO_BUILD=$(B) /usr/bin/python3 \
+	    tests/crash/crashtest.py
 
 clean:
 	rm -rf build

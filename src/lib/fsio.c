@@ -128,12 +128,15 @@ fsio_mkdirs(const char *path, mode_t mode)
 }
 
 int
-fsio_copy(int in, int out, off_t len)
+fsio_copy(int in, off_t off, off_t len, int out)
 {
 	char	buf[65536];
-	off_t	off = 0;
 	ssize_t	n;
 
+	if (__builtin_add_overflow(off, len, &len)) {	/* len: the end */
+		errno = EINVAL;
+		return -1;
+	}
 	while (off < len) {
 		n = copy_file_range(in, &off, out, NULL, (size_t)(len - off), 0);
 		if (n > 0)

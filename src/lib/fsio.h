@@ -30,9 +30,10 @@ int	fsio_write_durable(const char *dir, const char *name,
 int	fsio_mkdirs(const char *path, mode_t mode);
 
 /*
- * Copy len octets from in (from offset 0) to out (at its current
- * position), with copy_file_range when the kernel allows.  -1 with errno.
+ * Copy len octets of in, from offset off, to out (at its current
+ * position), with copy_file_range when the kernel allows; in's own
+ * position is not used.  -1 with errno (EIO when in is shorter).
  */
-int	fsio_copy(int in, int out, off_t len);
+int	fsio_copy(int in, off_t off, off_t len, int out);
 
 #endif

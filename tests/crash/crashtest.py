@@ -277,10 +277,12 @@ class Server:
                 os.kill(p, signal.SIGKILL)
 
     def spool_files(self):
+        """Paths (relative to spool/) of every file in incoming/ and queue/."""
+        spool = os.path.join(self.data_dir, "spool")
         out = []
         for sub in ("incoming", "queue"):
-            for d, _, names in os.walk(os.path.join(self.data_dir, "spool", sub)):
-                out += [os.path.join(sub, os.path.relpath(os.path.join(d, n), os.path.join(self.data_dir, "spool", sub))) for n in names]
+            for d, _, names in os.walk(os.path.join(spool, sub)):
+                out += [os.path.relpath(os.path.join(d, n), spool) for n in names]
         return out
 
     def wait_drained(self):
@@ -426,6 +428,7 @@ def main():
     print("crashtest: %d rounds, seed %d, dir %s" % (rounds, seed, srv.dir))
     sys.stdout.flush()
     ok = False
+    lg = None
     try:
         srv.start()
         for rnd in range(1, rounds + 1):
@@ -454,6 +457,12 @@ def main():
             sys.stdout.flush()
         ok = True
     finally:
+        if lg is not None and lg.poll() is None:
+            try:
+                lg.wait(timeout=LOAD_SECONDS + LOADGEN_GRACE)
+            except subprocess.TimeoutExpired:
+                lg.kill()
+                lg.wait(timeout=10)
         srv.stop()
         if not ok:
             print("crashtest: aborted; postino log tail:\n%s" % srv.log_tail())

@@ -87,7 +87,7 @@ maildir_deliver(const char *root, const char *domain, const char *local_part,
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd == -1)
 		return -1;
-	if (fsio_copy(msgfd, fd, len) == -1 || fsync(fd) == -1)
+	if (fsio_copy(msgfd, 0, len, fd) == -1 || fsync(fd) == -1)
 		goto out_close;
 	if (close(fd) == -1) {
 		fd = -1;

@@ -102,28 +102,6 @@ write_received(int fd, const char *qid, uid_t uid, size_t *len_r)
 	return fsio_write_all(fd, buf, (size_t)n);
 }
 
-static int
-copy_body(int in, off_t off, off_t end, int out)
-{
-	char	buf[65536];
-	ssize_t	n;
-
-	while (off < end) {
-		size_t want = (size_t)(end - off) < sizeof(buf) ?
-		    (size_t)(end - off) : sizeof(buf);
-
-		if ((n = pread(in, buf, want, off)) <= 0) {
-			if (n == -1 && errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (fsio_write_all(out, buf, (size_t)n) == -1)
-			return -1;
-		off += n;
-	}
-	return 0;
-}
-
 /* Resolve every recipient; -1 on a temporary failure. */
 static int
 add_recipients(struct envelope *env, const struct maildrop_env *md)
@@ -179,7 +157,8 @@ take(const char *name, int fd, const struct stat *sb)
 	if (queue_spool_open(pk.queue, env.qid, &sfd) == -1)
 		goto out;
 	if (write_received(sfd, env.qid, sb->st_uid, &rlen) == -1 ||
-	    copy_body(fd, (off_t)body_off, sb->st_size, sfd) == -1 ||
+	    fsio_copy(fd, (off_t)body_off, sb->st_size - (off_t)body_off,
+	    sfd) == -1 ||
 	    add_recipients(&env, md) == -1) {
 		queue_spool_abort(pk.queue, env.qid);
 		goto out;
