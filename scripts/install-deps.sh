@@ -6,7 +6,8 @@ set -eu
 
 PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev
 libcrypt-dev libc-ares-dev openssl sqlite3 clang libclang-rt-14-dev
-python3 python3-pytest swaks libnet-ssleay-perl procps"
+python3 python3-pytest swaks libnet-ssleay-perl procps postfix
+gsasl curl"
 
 missing=""
 for p in $PKGS; do
@@ -24,6 +25,16 @@ if [ -n "$missing" ]; then
 	fi
 	echo "install-deps: installing$missing"
 	export DEBIAN_FRONTEND=noninteractive
+	# postfix is here for smtp-source and for the private instances the
+	# benchmark and tests configure themselves.  "No configuration"
+	# leaves /etc/postfix without a main.cf, so the package configures
+	# nothing and the system instance does not start.
+	case "$missing" in
+	*" postfix"*)
+		echo "postfix postfix/main_mailer_type select No configuration" |
+		    debconf-set-selections
+		;;
+	esac
 	apt-get update -qq >/dev/null
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null

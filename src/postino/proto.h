@@ -27,6 +27,19 @@ enum imsg_type {
 	IMSG_SPOOL_COMMITTED,
 	/* net -> store: str queue id */
 	IMSG_SPOOL_ABORT,
+	/*
+	 * net -> store: a SASL verification (mail/sasl.h struct sasl_req):
+	 * u32 type, str mech, str authzid, str user, str password,
+	 * str challenge, str response, str authmsg, str client address
+	 */
+	IMSG_AUTH_VERIFY,
+	/*
+	 * store -> net: u32 enum sasl_result, str salt, u32 iterations,
+	 * str server signature, str the account (canonical, on success)
+	 */
+	IMSG_AUTH_RESULT,
+	/* net -> store: an authenticated session has ended (nothing) */
+	IMSG_SESSION_END,
 };
 
 enum commit_status {

@@ -45,7 +45,19 @@ EHLO_PLAIN = [
     "250-SMTPUTF8",
     "250 CHUNKING",
 ]
-EHLO_TLS = [l for l in EHLO_PLAIN if l != "250-STARTTLS"]
+# Under TLS (mx after STARTTLS, submissions): AUTH, no STARTTLS (R2.2).
+AUTH_LINE = "250-AUTH PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256 SCRAM-SHA-1"
+EHLO_TLS = [
+    "250-%s" % HOSTNAME,
+    "250-SIZE 52428800",
+    "250-PIPELINING",
+    "250-8BITMIME",
+    "250-ENHANCEDSTATUSCODES",
+    AUTH_LINE,
+    "250-SMTPUTF8",
+    "250 CHUNKING",
+]
+DEMO_PASSWORD = "secret-pw-1"
 DATA_354 = "354 End data with <CR><LF>.<CR><LF>"
 QUEUED = b"250 2.0.0 Ok: queued as "
 
@@ -177,7 +189,7 @@ class Postino:
     def add_domain(self, domain=DOMAIN):
         self.admin("domain", "add", domain)
 
-    def add_account(self, addr, password="secret-pw-1"):
+    def add_account(self, addr, password=DEMO_PASSWORD):
         self.admin("account", "add", addr, "--password-stdin", password=password)
 
     def add_alias(self, addr, *targets):

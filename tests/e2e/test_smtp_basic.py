@@ -10,7 +10,7 @@ import subprocess
 import time
 import uuid
 
-from conftest import (DEMO, HOSTNAME, SENDER, dot_stuff, split_received, unfold,
+from conftest import (DEMO, DEMO_PASSWORD, HOSTNAME, SENDER, dot_stuff, split_received, unfold,
                       unverified_context, wait_pid_gone)
 
 HELO = "client.example.org"
@@ -39,13 +39,14 @@ def make_message(tag):
     return body.encode("utf-8"), mid
 
 
-def check_delivered(data, msg, qid, tls):
+def check_delivered(data, msg, qid, tls, auth=False):
     received, rest = split_received(data)
     assert rest == msg, "delivered bytes differ from the bytes sent"
     assert received.startswith(("Received: from %s (" % HELO).encode()), received
     u = unfold(received)
     assert b"[127.0.0.1]" in u, received
-    proto = b"ESMTPS" if tls else b"ESMTP"
+    # RFC 3848: S for TLS, A for AUTH
+    proto = b"ESMTP" + (b"S" if tls else b"") + (b"A" if auth else b"")
     assert re.search(rb"by " + re.escape(HOSTNAME.encode()) + rb" \(postino\) with "
                      + proto + rb"\s+id\s+" + re.escape(qid.encode()) + rb"\b", u), received
     if tls:
@@ -103,11 +104,13 @@ def test_smtplib_submissions_implicit_tls(server):
     msg, mid = make_message("smtps")
     with smtplib.SMTP_SSL("127.0.0.1", server.subs_port, local_hostname=HELO, timeout=10,
                           context=unverified_context()) as c:
+        c.ehlo(HELO)
+        c.login(DEMO, DEMO_PASSWORD)            # R2.6: AUTH first
         qid = smtplib_send(c, msg)
         assert not c.has_extn("starttls")
         c.quit()
     (data,) = server.wait_messages(1)
-    check_delivered(data, msg, qid, tls=True)
+    check_delivered(data, msg, qid, tls=True, auth=True)
 
 
 def test_several_messages_one_session(server):
@@ -160,9 +163,10 @@ def test_swaks_starttls(server, tmp_path):
 
 def test_swaks_implicit_tls_submissions(server, tmp_path):
     msg, mid = make_message("swakstlsc")
-    qid, out = run_swaks(server, tmp_path, msg, "--tlsc", port=server.subs_port)
+    qid, out = run_swaks(server, tmp_path, msg, "--tlsc", "-a", "PLAIN", "-au", DEMO,
+                         "-ap", DEMO_PASSWORD, port=server.subs_port)
     (data,) = server.wait_messages(1)
-    check_delivered(data, msg, qid, tls=True)
+    check_delivered(data, msg, qid, tls=True, auth=True)
 
 
 def test_swaks_default_message(server):

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "net.h"
 #include "proto.h"
+#include "sasl.h"
 #include "smtp_data.h"
 #include "smtp_session.h"
 #include "smtp_syntax.h"
@@ -71,8 +72,10 @@ static const char *const state_names[] = {
 #define CMD_F_NOERR	0x01	/* never counts as a protocol error */
 
 enum smtp_wait {
-	W_NONE, W_RCPT, W_SPOOL, W_COMMIT
+	W_NONE, W_RCPT, W_SPOOL, W_COMMIT, W_AUTH
 };
+
+#define AUTH_FAILURES_MAX	3	/* in one session, then 421 */
 
 struct rcpt {
 	char	local_part[ADDR_LOCAL_MAX + 1];
@@ -95,6 +98,14 @@ struct smtp_session {
 	unsigned int			 linger_ticks;
 	unsigned int			 errors;
 	char				 helo[256];
+
+	/* SMTP AUTH (RFC 4954) */
+	struct sasl_server		*sasl;
+	bool				 sasl_reading;	/* a 334 is out */
+	unsigned int			 auth_failures;
+	char				 auth_user[ADDR_PATH_MAX + 1];
+	char				 auth_account[ADDR_PATH_MAX + 1];
+	char				 auth_mech[32];
 	char				 tls_desc[160];
 
 	/* the transaction */
@@ -159,6 +170,8 @@ static const struct smtp_cmd smtp_cmds[] = {
 };
 
 static void	session_process(struct smtp_session *);
+static void	auth_forget(struct smtp_session *);
+static void	auth_ehlo_line(const struct smtp_session *, char *, size_t);
 static void	session_read_cb(struct bufferevent *, void *);
 static void	session_write_cb(struct bufferevent *, void *);
 static void	session_event_cb(struct bufferevent *, short, void *);
@@ -252,6 +265,8 @@ session_free(struct smtp_session *s)
 	}
 	if (s->spool_fd != -1)
 		close(s->spool_fd);
+	auth_forget(s);
+	sasl_server_free(&s->sasl);
 	net_session_del(s->id);
 	net_conn_release(s->ip);
 	net.nconn--;
@@ -377,11 +392,14 @@ spool_out(void *arg, const uint8_t *p, size_t len)
 	}
 }
 
+/* The with-protocol of RFC 3848. */
 static const char *
 protocol(const struct smtp_session *s)
 {
 	if (!s->esmtp)
 		return s->tls ? "SMTPS" : "SMTP";
+	if (s->auth_user[0] != '\0')
+		return s->tls ? "ESMTPSA" : "ESMTPA";
 	return s->tls ? "ESMTPS" : "ESMTP";
 }
 
@@ -595,6 +613,8 @@ do_helo(struct smtp_session *s, const char *arg)
 static void
 do_ehlo(struct smtp_session *s, const char *arg)
 {
+	char	line[256];
+
 	if (!helo_arg_ok(arg)) {
 		reply_error(s, "501 5.5.4 Syntax: EHLO hostname");
 		return;
@@ -608,6 +628,9 @@ do_ehlo(struct smtp_session *s, const char *arg)
 	reply(s, "250-ENHANCEDSTATUSCODES");
 	if (s->l->tls == TLS_STARTTLS && !s->tls && net.ssl_ctx != NULL)
 		reply(s, "250-STARTTLS");
+	auth_ehlo_line(s, line, sizeof(line));
+	if (line[0] != '\0')
+		reply(s, "250-%s", line);
 	reply(s, "250-SMTPUTF8");
 	reply(s, "250 CHUNKING");
 }
@@ -636,6 +659,11 @@ do_mail(struct smtp_session *s, const char *arg)
 
 	if (s->state == S_CONNECTED && s->conf->smtp.require_helo) {
 		reply_error(s, "503 5.5.1 Send HELO/EHLO first");
+		return;
+	}
+	if ((s->l->profile == PROFILE_SUBMISSION ||
+	    s->l->profile == PROFILE_SUBMISSIONS) && s->auth_user[0] == '\0') {
+		reply_error(s, "530 5.7.0 Authentication required");
 		return;
 	}
 	if (smtp_parse_mail(arg, &s->from, &s->mparams, &err) == -1) {
@@ -714,6 +742,17 @@ rcpt_result(struct smtp_session *s, enum db_rcpt r)
 		reply(s, "250 2.1.5 Ok");
 		return;
 	case DB_RCPT_NOT_LOCAL:
+		if (s->auth_user[0] != '\0') {
+			/* R3.6: an authenticated session may relay */
+			s->rcpts = xreallocarray(s->rcpts, s->nrcpt + 1,
+			    sizeof(*s->rcpts));
+			s->rcpts[s->nrcpt++] = s->pending;
+			session_enter_state(s, S_RCPT);
+			slog(s, LOGL_INFO, "event=rcpt to=<%s> relay=auth",
+			    esc);
+			reply(s, "250 2.1.5 Ok");
+			return;
+		}
 		slog(s, LOGL_INFO, "event=reject to=<%s> reason=relay", esc);
 		reply(s, "550 5.7.1 <%s> Relay access denied",
 		    s->pending.given);
@@ -835,13 +874,15 @@ committed(struct smtp_session *s, enum commit_status st)
 	switch (st) {
 	case COMMIT_OK:
 		slog(s, LOGL_INFO, "event=queued qid=%s from=<%s> "
-		    "nrcpt=%zu size=%llu proto=%s%s%s",
+		    "nrcpt=%zu size=%llu proto=%s%s%s%s%s%s%s",
 		    s->qid,
 		    log_escape(s->from_given, strlen(s->from_given), esc,
 		    sizeof(esc)), s->nrcpt, (unsigned long long)s->spool_len,
 		    protocol(s), s->tls ? " tls=" : "",
 		    s->tls ? SSL_get_version(bufferevent_openssl_get_ssl(
-		    s->bev)) : "");
+		    s->bev)) : "", s->auth_user[0] ? " sasl_method=" : "",
+		    s->auth_user[0] ? s->auth_mech : "",
+		    s->auth_user[0] ? " sasl_username=" : "", s->auth_user);
 		reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
 		s->qid[0] = '\0';	/* it is store's now */
 		break;
@@ -893,10 +934,245 @@ do_vrfy(struct smtp_session *s, const char *arg)
 	    "attempt delivery");
 }
 
+/* --- SMTP AUTH (RFC 4954, R2) --------------------------------------- */
+
+/* AUTH is offered on submission listeners, and on mx only under TLS. */
+static bool
+auth_offered(const struct smtp_session *s)
+{
+	switch (s->l->profile) {
+	case PROFILE_SUBMISSION:
+	case PROFILE_SUBMISSIONS:
+		return true;
+	case PROFILE_MX:
+		return s->tls;
+	default:
+		return false;
+	}
+}
+
+static bool
+auth_configured(const struct smtp_session *s, const char *name)
+{
+	const struct conf_list	*l = &s->conf->smtp.auth_mechanisms;
+	size_t			 i;
+
+	for (i = 0; i < l->n; i++)
+		if (strcasecmp(l->v[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* R2.2: PLAIN and LOGIN only under TLS, unless the listener allows. */
+static bool
+auth_in_clear_ok(const struct smtp_session *s, const struct sasl_mech *m)
+{
+	return !m->plaintext || s->tls || s->l->auth_plaintext_without_tls;
+}
+
+/* The AUTH line of the EHLO reply, or "" when nothing is offered. */
+static void
+auth_ehlo_line(const struct smtp_session *s, char *buf, size_t size)
+{
+	const struct conf_list	*l = &s->conf->smtp.auth_mechanisms;
+	const struct sasl_mech	*m;
+	size_t			 i;
+
+	buf[0] = '\0';
+	if (!auth_offered(s))
+		return;
+	for (i = 0; i < l->n; i++) {
+		if ((m = sasl_mech_find(l->v[i])) == NULL ||
+		    !auth_in_clear_ok(s, m))
+			continue;
+		strlcat(buf, buf[0] == '\0' ? "AUTH " : " ", size);
+		strlcat(buf, m->name, size);
+	}
+}
+
+/* Tell store an authenticated session is over. */
+static void
+auth_forget(struct smtp_session *s)
+{
+	struct ipc_out	o;
+
+	if (s->auth_user[0] == '\0')
+		return;
+	ipc_out_init(&o);
+	ipc_send(net.store, IMSG_SESSION_END, s->id, -1, &o);
+	s->auth_user[0] = '\0';
+}
+
+static void
+auth_request(struct smtp_session *s)
+{
+	const struct sasl_req	*r = sasl_server_request(s->sasl);
+	struct ipc_out		 o;
+
+	ipc_out_init(&o);
+	ipc_put_u32(&o, r->type);
+	ipc_put_str(&o, r->mech);
+	ipc_put_str(&o, r->authzid);
+	ipc_put_str(&o, r->user);
+	ipc_put_str(&o, r->password);
+	ipc_put_str(&o, r->challenge);
+	ipc_put_str(&o, r->response);
+	ipc_put_str(&o, r->authmsg);
+	ipc_put_str(&o, s->ip);
+	ipc_send(net.store, IMSG_AUTH_VERIFY, s->id, -1, &o);
+	s->wait = W_AUTH;
+}
+
+/* Act on what the SASL exchange says now. */
+static void
+auth_result(struct smtp_session *s, enum sasl_result r)
+{
+	s->sasl_reading = false;
+	switch (r) {
+	case SASL_CONTINUE:
+		reply(s, "334 %s", sasl_server_challenge(s->sasl));
+		s->sasl_reading = true;
+		return;
+	case SASL_NEED_VERIFY:
+		auth_request(s);
+		return;
+	case SASL_OK:
+		strlcpy(s->auth_user, s->auth_account, sizeof(s->auth_user));
+		slog(s, LOGL_INFO, "event=auth result=ok sasl_method=%s "
+		    "sasl_username=%s", s->auth_mech, s->auth_user);
+		reply(s, "235 2.7.0 Authentication successful");
+		break;
+	case SASL_FAIL:
+		slog(s, LOGL_INFO, "event=auth result=fail sasl_method=%s",
+		    s->auth_mech);
+		reply(s, "535 5.7.8 Authentication credentials invalid");
+		if (++s->auth_failures >= AUTH_FAILURES_MAX) {
+			reply(s, "421 4.7.0 %s Error: too many failed "
+			    "authentications", s->conf->hostname);
+			session_close(s, "auth-failures");
+		}
+		break;
+	case SASL_CANCEL:
+		reply_error(s, "501 5.7.0 Authentication aborted");
+		break;
+	case SASL_MALFORMED:
+		reply_error(s, "501 5.5.2 Cannot decode response");
+		break;
+	case SASL_TOOLONG:
+		reply_error(s, "500 5.5.6 Authentication exchange line is too "
+		    "long");
+		break;
+	case SASL_NOMECH:
+		reply_error(s, "504 5.5.4 Unrecognized authentication type");
+		break;
+	case SASL_TEMPFAIL:
+		reply(s, "454 4.7.0 Temporary authentication failure");
+		break;
+	default:
+		panic("smtp: SASL result %d", (int)r);
+	}
+	sasl_server_free(&s->sasl);
+}
+
 static void
 do_auth(struct smtp_session *s, const char *arg)
 {
-	reply_error(s, "502 5.5.1 Error: AUTH not available");
+	const struct sasl_mech	*m;
+	struct sasl_params	 p = { .hostname = s->conf->hostname };
+	char			 name[32];
+	const char		*sp, *initial = NULL;
+	size_t			 len;
+
+	if (!auth_offered(s)) {
+		reply_error(s, "503 5.5.1 Error: authentication not enabled");
+		return;
+	}
+	if (s->auth_user[0] != '\0') {
+		reply_error(s, "503 5.5.1 Error: already authenticated");
+		return;
+	}
+	if (s->state == S_CONNECTED) {
+		reply_error(s, "503 5.5.1 Send HELO/EHLO first");
+		return;
+	}
+	len = (sp = strchr(arg, ' ')) != NULL ? (size_t)(sp - arg) :
+	    strlen(arg);
+	if (sp != NULL)
+		initial = sp + 1;
+	if (len == 0 || len >= sizeof(name)) {
+		reply_error(s, "501 5.5.4 Syntax: AUTH mechanism");
+		return;
+	}
+	memcpy(name, arg, len);
+	name[len] = '\0';
+	if ((m = sasl_mech_find(name)) == NULL || !auth_configured(s, name)) {
+		reply_error(s, "504 5.5.4 Unrecognized authentication type");
+		return;
+	}
+	if (!auth_in_clear_ok(s, m)) {
+		reply_error(s, "538 5.7.11 Encryption required for requested "
+		    "authentication mechanism");
+		return;
+	}
+	if (s->sasl == NULL && (s->sasl = sasl_server_new()) == NULL)
+		fatal("sasl_server_new");
+	strlcpy(s->auth_mech, m->name, sizeof(s->auth_mech));
+	s->auth_account[0] = '\0';
+	auth_result(s, sasl_server_start(s->sasl, m->name, initial, &p));
+}
+
+/* One line of an exchange after a 334; false to wait for more. */
+static bool
+auth_line_step(struct smtp_session *s)
+{
+	static char		 line[SASL_LINE_MAX + 3];
+	struct evbuffer		*in = bufferevent_get_input(s->bev);
+	struct evbuffer_ptr	 lf;
+	size_t			 len;
+
+	lf = evbuffer_search(in, "\n", 1, NULL);
+	if (lf.pos == -1) {
+		if ((len = evbuffer_get_length(in)) > SASL_LINE_MAX + 2) {
+			evbuffer_drain(in, len);
+			s->skip_line = true;
+		}
+		return false;
+	}
+	len = (size_t)lf.pos + 1;
+	if (s->skip_line || len > SASL_LINE_MAX + 2) {
+		evbuffer_drain(in, len);
+		s->skip_line = false;
+		auth_result(s, SASL_TOOLONG);
+		return true;
+	}
+	evbuffer_remove(in, line, len);
+	if (len < 2 || line[len - 2] != '\r' ||
+	    memchr(line, '\0', len) != NULL) {
+		auth_result(s, SASL_MALFORMED);
+		return true;
+	}
+	line[len - 2] = '\0';
+	auth_result(s, sasl_server_step(s->sasl, line));
+	explicit_bzero(line, len);
+	return true;
+}
+
+static void
+auth_verified(struct smtp_session *s, struct ipc_msg *m)
+{
+	struct sasl_reply	 r;
+
+	memset(&r, 0, sizeof(r));
+	r.result = (enum sasl_result)ipc_get_u32(m);
+	ipc_get_strbuf(m, r.salt, sizeof(r.salt));
+	r.iterations = ipc_get_u32(m);
+	ipc_get_strbuf(m, r.server_sig, sizeof(r.server_sig));
+	ipc_get_strbuf(m, s->auth_account, sizeof(s->auth_account));
+	ipc_end(m);
+	if (r.result != SASL_OK && r.result != SASL_FAIL &&
+	    r.result != SASL_TEMPFAIL)
+		fatalx("net: store sent SASL result %d", (int)r.result);
+	auth_result(s, sasl_server_verified(s->sasl, &r));
 }
 
 static void
@@ -971,6 +1247,7 @@ do_starttls(struct smtp_session *s, const char *arg)
 	s->tls = true;
 	/* RFC 3207 4.2: forget everything learnt before TLS. */
 	tx_reset(s);
+	auth_forget(s);
 	s->helo[0] = '\0';
 	s->esmtp = false;
 	session_enter_state(s, S_CONNECTED);
@@ -1071,6 +1348,9 @@ session_process(struct smtp_session *s)
 			bdat_step(s);
 			if (s->state == S_BDAT)
 				break;
+		} else if (s->sasl_reading) {
+			if (!auth_line_step(s))
+				break;
 		} else if (!command_step(s))
 			break;
 		if (s->errors > errors && s->errors >= s->conf->smtp.max_errors) {
@@ -1140,6 +1420,8 @@ smtp_session_store_reply(struct smtp_session *s, struct ipc_msg *m)
 		rcpt_result(s, (enum db_rcpt)r);
 	} else if (m->type == IMSG_SPOOL_FD && w == W_SPOOL) {
 		spool_ready(s, m);
+	} else if (m->type == IMSG_AUTH_RESULT && w == W_AUTH) {
+		auth_verified(s, m);
 	} else if (m->type == IMSG_SPOOL_COMMITTED && w == W_COMMIT) {
 		uint32_t r = ipc_get_u32(m);
 

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "db.h"
+#include "sasl.h"
 
 #define SCHEMA_VERSION	1
 #define BUSY_MS		5000
@@ -78,7 +79,8 @@ enum q {
 	Q_ACCOUNT_ENABLED, Q_ACCOUNT_SMTP_AUTH, Q_ACCOUNT_DEL,
 	Q_ACCOUNT_ALIASES, Q_SEND_AS_ADD, Q_ALIAS_TARGETS, Q_ALIAS_ADD,
 	Q_ALIAS_DEL, Q_ALIAS_DEL_ALL, Q_REDIRECT_ADD, Q_REDIRECT_DEL,
-	Q_BLOCK_ADD, Q_BLOCK_DEL, Q_POPAUTH_ADD,
+	Q_BLOCK_ADD, Q_BLOCK_DEL, Q_POPAUTH_ADD, Q_ACCOUNT_SECRETS,
+	Q_ACCOUNT_CRED,
 	Q_MAX
 };
 
@@ -118,6 +120,11 @@ static const char *const sqls[Q_MAX] = {
 	[Q_BLOCK_DEL] = "DELETE FROM blocks WHERE ip = ?1",
 	[Q_POPAUTH_ADD] = "INSERT OR REPLACE INTO popauth (ip, account, "
 	    "until) VALUES (?1, ?2, ?3)",
+	[Q_ACCOUNT_SECRETS] = "UPDATE accounts SET scram_sha256 = ?2, "
+	    "scram_sha1 = ?3, cram_md5 = ?4 WHERE address = ?1",
+	[Q_ACCOUNT_CRED] = "SELECT password_hash, enabled, smtp_auth, "
+	    "scram_sha256, scram_sha1, cram_md5 FROM accounts "
+	    "WHERE address = ?1",
 };
 
 /* The lists of enum db_set: the statements and the word for messages. */
@@ -668,6 +675,30 @@ account_insert(struct db *db, const char *addr, const char *hash, char *err,
 	return r == SQLITE_DONE ? 0 : dberr(db, err, errlen);
 }
 
+/*
+ * The secrets of the challenge-response mechanisms (R2.4): SCRAM salted
+ * keys (RFC 5802) and the CRAM-MD5 HMAC context; never the password.
+ */
+static int
+account_secrets(struct db *db, const char *key, const char *password,
+    char *err, size_t errlen)
+{
+	char	s256[SASL_SECRET_MAX], s1[SASL_SECRET_MAX], cram[SASL_SECRET_MAX];
+	int	r;
+
+	if (sasl_scram_secret(password, SASL_HASH_SHA256, DB_SCRAM_ITERATIONS,
+	    s256, sizeof(s256)) == -1 ||
+	    sasl_scram_secret(password, SASL_HASH_SHA1, DB_SCRAM_ITERATIONS,
+	    s1, sizeof(s1)) == -1 ||
+	    sasl_cram_md5_secret(password, cram, sizeof(cram)) == -1)
+		return fail(err, errlen, "cannot make the SASL secrets");
+	r = run(db, Q_ACCOUNT_SECRETS, NULL, 4, key, s256, s1, cram);
+	explicit_bzero(s256, sizeof(s256));
+	explicit_bzero(s1, sizeof(s1));
+	explicit_bzero(cram, sizeof(cram));
+	return r == SQLITE_DONE ? 0 : dberr(db, err, errlen);
+}
+
 int
 db_account_add(struct db *db, const char *addr, const char *password,
     char *err, size_t errlen)
@@ -691,6 +722,8 @@ db_account_add(struct db *db, const char *addr, const char *password,
 		    strerror(errno));
 	r = account_insert(db, key, hash, err, errlen);
 	free(hash);
+	if (r == 0)
+		r = account_secrets(db, key, password, err, errlen);
 	return r;
 }
 
@@ -712,7 +745,9 @@ db_account_passwd(struct db *db, const char *addr, const char *password,
 	free(hash);
 	if (r == 1)
 		return fail(err, errlen, "no such account %s", key);
-	return r == 0 ? 0 : -1;
+	if (r != 0)
+		return -1;
+	return account_secrets(db, key, password, err, errlen);
 }
 
 int
@@ -996,6 +1031,55 @@ password_ok(const char *password, const char *stored)
 	explicit_bzero(cd, sizeof(*cd));
 	free(cd);
 	return ok;
+}
+
+bool
+db_password_ok(const char *password, const char *stored)
+{
+	return password_ok(password, stored);
+}
+
+static void
+copy_col(sqlite3_stmt *s, int col, char *dst, size_t size)
+{
+	const char	*v = (const char *)sqlite3_column_text(s, col);
+
+	if (v == NULL || (size_t)snprintf(dst, size, "%s", v) >= size)
+		dst[0] = '\0';
+}
+
+enum db_auth
+db_account_cred(struct db *db, const char *addr, bool smtp,
+    struct db_cred *c)
+{
+	static char	*dummy;
+	sqlite3_stmt	*s;
+	char		 key[KEY_MAX];
+	int		 r;
+
+	memset(c, 0, sizeof(*c));
+	if (dummy == NULL && (dummy = hash_password("dummy")) == NULL)
+		return DB_AUTH_TEMPFAIL;
+	snprintf(c->hash, sizeof(c->hash), "%s", dummy);
+	if (fold(key, sizeof(key), addr) == -1)
+		key[0] = '\0';
+	r = run(db, Q_ACCOUNT_CRED, &s, 1, key);
+	if (r == SQLITE_ROW) {
+		copy_col(s, 0, c->hash, sizeof(c->hash));
+		c->usable = sqlite3_column_int(s, 1) != 0 &&
+		    (!smtp || sqlite3_column_int(s, 2) != 0);
+		copy_col(s, 3, c->scram_sha256, sizeof(c->scram_sha256));
+		copy_col(s, 4, c->scram_sha1, sizeof(c->scram_sha1));
+		copy_col(s, 5, c->cram_md5, sizeof(c->cram_md5));
+		snprintf(c->address, sizeof(c->address), "%s", key);
+		if (c->hash[0] == '\0')
+			snprintf(c->hash, sizeof(c->hash), "%s", dummy);
+	}
+	if (s != NULL)
+		sqlite3_reset(s);
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		return DB_AUTH_TEMPFAIL;
+	return c->usable ? DB_AUTH_OK : DB_AUTH_FAIL;
 }
 
 enum db_auth

@@ -139,4 +139,29 @@ enum db_auth { DB_AUTH_OK, DB_AUTH_FAIL, DB_AUTH_TEMPFAIL };
 enum db_auth	db_account_auth(struct db *, const char *addr,
 		    const char *password, bool smtp);
 
+#define DB_SCRAM_ITERATIONS	4096	/* RFC 7677 4: at least 4096 */
+#define DB_SECRET_MAX		256
+
+/*
+ * An account's credentials, fetched on the loop thread so that the slow
+ * part (hashing) can run on a worker with db_password_ok() and the SASL
+ * store half, which touch no database.  For an unknown account, hash is
+ * a valid dummy hash and the secrets are empty, so the work done is the
+ * same.  usable: enabled and (with smtp) its SMTP-AUTH switch on.
+ * Returns DB_AUTH_OK when usable, DB_AUTH_FAIL, or DB_AUTH_TEMPFAIL.
+ */
+struct db_cred {
+	bool	usable;
+	char	address[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];	/* canonical */
+	char	hash[DB_SECRET_MAX];
+	char	scram_sha256[DB_SECRET_MAX];
+	char	scram_sha1[DB_SECRET_MAX];
+	char	cram_md5[DB_SECRET_MAX];
+};
+enum db_auth	db_account_cred(struct db *, const char *addr, bool smtp,
+		    struct db_cred *);
+
+/* crypt(3) check in constant time; thread-safe (no database). */
+bool	db_password_ok(const char *password, const char *stored);
+
 #endif

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "auth.h"
 #include "compat.h"
 #include "db.h"
 #include "ipc.h"
@@ -143,16 +144,30 @@ add_targets(struct envelope *env, const struct db_targets *t,
 	}
 }
 
-/* Add the targets of one recipient; -1 (and a log line) if it does not
- * resolve now as it did at RCPT time. */
+/*
+ * Add the targets of one recipient; -1 (and a log line) if it does not
+ * resolve now as it did at RCPT time.  A recipient outside the local
+ * domains is taken only from a session that store itself saw
+ * authenticate (relay, R3.6).
+ */
 static int
 add_rcpt(struct envelope *env, const char *local_part, const char *domain,
-    const char *given)
+    const char *given, bool relay)
 {
 	struct db_targets	 t;
+	struct mailaddr		 a;
 	enum db_rcpt		 r;
 
-	if ((r = resolve(local_part, domain, &t)) != DB_RCPT_OK) {
+	const char		*errstr;
+
+	r = resolve(local_part, domain, &t);
+	/* Remote local parts keep their case: the address as given. */
+	if (r == DB_RCPT_NOT_LOCAL && relay && (addr_parse(given, true, &a,
+	    &errstr) == 0 || canon(local_part, domain, &a) == 0)) {
+		store_envelope_add(env, &a, given);
+		return 0;
+	}
+	if (r != DB_RCPT_OK) {
 		log_warn("queue qid=%s event=commit-refused rcpt=<%s@%s> "
 		    "lookup=%d", env->qid, local_part, domain, (int)r);
 		return -1;
@@ -211,7 +226,8 @@ do_spool_commit(struct ipc_msg *m)
 		given = ipc_get_str(m);
 		if (lp == NULL || dom == NULL || given == NULL)
 			fatalx("store: null field in commit");
-		if (!bad && add_rcpt(&env, lp, dom, given) == -1)
+		if (!bad && add_rcpt(&env, lp, dom, given,
+		    auth_session_user(m->id) != NULL) == -1)
 			bad = true;
 	}
 	ipc_end(m);
@@ -259,6 +275,13 @@ net_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 	case IMSG_SPOOL_ABORT:
 		do_spool_abort(m);
 		break;
+	case IMSG_AUTH_VERIFY:
+		auth_verify(m);
+		break;
+	case IMSG_SESSION_END:
+		ipc_end(m);
+		auth_session_end(m->id);
+		break;
 	default:
 		fatalx("store: unknown message %u from net", m->type);
 	}
@@ -299,6 +322,7 @@ store_main(struct conf *conf)
 	st.queue = queue_open(st.base, st.pool, conf);
 	pickup_start(st.base, st.queue, conf);
 	st.net = ipc_new(st.base, ROLE_FD_PEER, "net", net_dispatch, NULL);
+	auth_init(st.db, st.pool, st.net);
 	sigterm = evsignal_new(st.base, SIGTERM, on_signal, NULL);
 	sigint = evsignal_new(st.base, SIGINT, on_signal, NULL);
 	evsignal_add(sigterm, NULL);
