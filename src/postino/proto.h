@@ -8,9 +8,12 @@
 #define POSTINO_PROTO_H
 
 enum imsg_type {
-	/* net -> store: str local_part, str domain */
+	/*
+	 * net -> store: str local_part, str domain, str sender (canonical,
+	 * "" for <>), str client address
+	 */
 	IMSG_RCPT_LOOKUP = 1,
-	/* store -> net: u32 enum db_rcpt */
+	/* store -> net: u32 enum db_rcpt, or RCPT_SENDER_DENIED */
 	IMSG_RCPT_RESULT,
 	/* net -> store: (nothing) */
 	IMSG_SPOOL_OPEN,
@@ -49,5 +52,8 @@ enum commit_status {
 };
 
 #define QID_LEN	16	/* hex digits */
+
+/* An IMSG_RCPT_RESULT beyond enum db_rcpt: R3.2 refuses the sender. */
+#define RCPT_SENDER_DENIED	100
 
 #endif

@@ -64,9 +64,9 @@ def find_by_mid(server, mid, timeout=10):
         time.sleep(0.05)
 
 
-def smtplib_send(client, msg):
+def smtplib_send(client, msg, sender=SENDER):
     client.ehlo(HELO)
-    code, resp = client.mail(SENDER, ["BODY=8BITMIME"])
+    code, resp = client.mail(sender, ["BODY=8BITMIME"])
     assert code == 250, resp
     code, resp = client.rcpt(DEMO)
     assert code == 250, resp
@@ -106,7 +106,7 @@ def test_smtplib_submissions_implicit_tls(server):
                           context=unverified_context()) as c:
         c.ehlo(HELO)
         c.login(DEMO, DEMO_PASSWORD)            # R2.6: AUTH first
-        qid = smtplib_send(c, msg)
+        qid = smtplib_send(c, msg, sender=DEMO)  # R3.2: as itself
         assert not c.has_extn("starttls")
         c.quit()
     (data,) = server.wait_messages(1)
@@ -130,13 +130,13 @@ def test_several_messages_one_session(server):
     server.assert_no_more(3)
 
 
-def run_swaks(server, tmp_path, msg, *opts, port=None):
+def run_swaks(server, tmp_path, msg, *opts, port=None, sender=SENDER):
     path = tmp_path / "data.eml"
     # --no-data-fixup sends the file as is, then CRLF: give the wire form
     # (dot-stuffed) without the final CRLF.
     path.write_bytes(dot_stuff(msg)[:-2])
     cmd = ["swaks", "--server", "127.0.0.1", "--port", str(port or server.mx_port),
-           "--helo", HELO, "--from", SENDER, "--to", DEMO,
+           "--helo", HELO, "--from", sender, "--to", DEMO,
            "--data", "@%s" % path, "--no-data-fixup", "--timeout", "10"] + list(opts)
     r = subprocess.run(cmd, capture_output=True, timeout=60)
     out = r.stdout.decode("utf-8", "replace")
@@ -164,7 +164,7 @@ def test_swaks_starttls(server, tmp_path):
 def test_swaks_implicit_tls_submissions(server, tmp_path):
     msg, mid = make_message("swakstlsc")
     qid, out = run_swaks(server, tmp_path, msg, "--tlsc", "-a", "PLAIN", "-au", DEMO,
-                         "-ap", DEMO_PASSWORD, port=server.subs_port)
+                         "-ap", DEMO_PASSWORD, port=server.subs_port, sender=DEMO)
     (data,) = server.wait_messages(1)
     check_delivered(data, msg, qid, tls=True, auth=True)
 

@@ -693,6 +693,7 @@ do_rcpt(struct smtp_session *s, const char *arg)
 	struct mailaddr		 to;
 	struct ipc_out		 o;
 	const char		*err;
+	char			 sender[ADDR_PATH_MAX + 1];
 
 	if (smtp_parse_rcpt(arg, s->mparams.smtputf8, &to, &p, &err) == -1) {
 		reply_error(s, err);
@@ -718,15 +719,19 @@ do_rcpt(struct smtp_session *s, const char *arg)
 		return;
 	}
 	strlcpy(s->pending.domain, to.domain, sizeof(s->pending.domain));
+	if (addr_format(&s->from, sender, sizeof(sender)) == -1)
+		sender[0] = '\0';
 	ipc_out_init(&o);
 	ipc_put_str(&o, s->pending.local_part);
 	ipc_put_str(&o, s->pending.domain);
+	ipc_put_str(&o, sender);
+	ipc_put_str(&o, s->ip);
 	ipc_send(net.store, IMSG_RCPT_LOOKUP, s->id, -1, &o);
 	s->wait = W_RCPT;
 }
 
 static void
-rcpt_result(struct smtp_session *s, enum db_rcpt r)
+rcpt_result(struct smtp_session *s, unsigned int r)
 {
 	char	esc[ADDR_PATH_MAX * 4];
 
@@ -765,8 +770,14 @@ rcpt_result(struct smtp_session *s, enum db_rcpt r)
 	case DB_RCPT_TEMPFAIL:
 		reply(s, "451 4.3.0 Error: local error in processing");
 		return;
+	case RCPT_SENDER_DENIED:
+		slog(s, LOGL_INFO, "event=reject to=<%s> "
+		    "reason=auth-sender-mismatch sasl_username=%s", esc,
+		    s->auth_user);
+		reply(s, "501 5.7.1 <%s>... Permission denied", s->from_given);
+		return;
 	default:
-		fatalx("smtp: store sent rcpt result %d", (int)r);
+		fatalx("smtp: store sent rcpt result %u", r);
 	}
 }
 
@@ -1417,7 +1428,7 @@ smtp_session_store_reply(struct smtp_session *s, struct ipc_msg *m)
 		uint32_t r = ipc_get_u32(m);
 
 		ipc_end(m);
-		rcpt_result(s, (enum db_rcpt)r);
+		rcpt_result(s, r);
 	} else if (m->type == IMSG_SPOOL_FD && w == W_SPOOL) {
 		spool_ready(s, m);
 	} else if (m->type == IMSG_AUTH_RESULT && w == W_AUTH) {

@@ -25,6 +25,7 @@
 #include "xalloc.h"
 
 #define SESS_BUCKETS	1024
+#define FAILS_MAX	65536	/* addresses tracked; more are not counted */
 
 struct auth_sess {
 	struct auth_sess	*next;
@@ -32,7 +33,16 @@ struct auth_sess {
 	char			 user[DB_SECRET_MAX];
 };
 
+/* Failed AUTH attempts per client address (R4.4 will act on them). */
+struct auth_fails {
+	struct auth_fails	*next;
+	char			 ip[64];
+	unsigned int		 count;
+};
+
 static struct {
+	struct auth_fails	*fails[SESS_BUCKETS];
+	unsigned int		 nfails;	/* bounded by FAILS_MAX */
 	struct db		*db;
 	struct pool		*pool;
 	struct ipc		*net;
@@ -124,6 +134,39 @@ sess_find(uint64_t id)
 	return pp;
 }
 
+/* Count a failure from ip (or clear them on success); the new count. */
+static unsigned int
+count_failure(const char *ip, bool ok)
+{
+	struct auth_fails	**pp, *f;
+	unsigned int		 h = 5381;
+	const char		*c;
+
+	for (c = ip; *c != '\0'; c++)
+		h = h * 33 + (unsigned char)*c;
+	for (pp = &au.fails[h % SESS_BUCKETS]; (f = *pp) != NULL;
+	    pp = &f->next)
+		if (strcmp(f->ip, ip) == 0)
+			break;
+	if (ok) {
+		if (f != NULL) {	/* R4.4: success clears the count */
+			*pp = f->next;
+			free(f);
+			au.nfails--;
+		}
+		return 0;
+	}
+	if (f == NULL) {
+		if (au.nfails >= FAILS_MAX)
+			return 0;
+		au.nfails++;
+		f = xcalloc(1, sizeof(*f));
+		strlcpy(f->ip, ip, sizeof(f->ip));
+		*pp = f;
+	}
+	return ++f->count;
+}
+
 static void
 auth_done(void *arg)
 {
@@ -140,12 +183,11 @@ auth_done(void *arg)
 		as->next = au.sess[j->session % SESS_BUCKETS];
 		au.sess[j->session % SESS_BUCKETS] = as;
 	}
-	if (final)
+	if (final && j->reply.result != SASL_TEMPFAIL)
 		log_info("auth session=%016llx address=[%s] mech=%s user=%s "
-		    "result=%s", (unsigned long long)j->session, j->client,
-		    j->mech, ok ? j->cred.address : "-",
-		    ok ? "ok" : j->reply.result == SASL_TEMPFAIL ? "tempfail" :
-		    "fail");
+		    "result=%s failures=%u", (unsigned long long)j->session,
+		    j->client, j->mech, ok ? j->cred.address : "-",
+		    ok ? "ok" : "fail", count_failure(j->client, ok));
 	ipc_out_init(&o);
 	ipc_put_u32(&o, j->reply.result);
 	ipc_put_str(&o, j->reply.salt);

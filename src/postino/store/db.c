@@ -80,7 +80,7 @@ enum q {
 	Q_ACCOUNT_ALIASES, Q_SEND_AS_ADD, Q_ALIAS_TARGETS, Q_ALIAS_ADD,
 	Q_ALIAS_DEL, Q_ALIAS_DEL_ALL, Q_REDIRECT_ADD, Q_REDIRECT_DEL,
 	Q_BLOCK_ADD, Q_BLOCK_DEL, Q_POPAUTH_ADD, Q_ACCOUNT_SECRETS,
-	Q_ACCOUNT_CRED,
+	Q_ACCOUNT_CRED, Q_SENDER_OWNED,
 	Q_MAX
 };
 
@@ -122,6 +122,9 @@ static const char *const sqls[Q_MAX] = {
 	    "until) VALUES (?1, ?2, ?3)",
 	[Q_ACCOUNT_SECRETS] = "UPDATE accounts SET scram_sha256 = ?2, "
 	    "scram_sha1 = ?3, cram_md5 = ?4 WHERE address = ?1",
+	[Q_SENDER_OWNED] = "SELECT 1 FROM aliases WHERE address = ?1 AND "
+	    "target = ?2 UNION ALL SELECT 1 FROM send_as WHERE account = ?2 "
+	    "AND address = ?1",
 	[Q_ACCOUNT_CRED] = "SELECT password_hash, enabled, smtp_auth, "
 	    "scram_sha256, scram_sha1, cram_md5 FROM accounts "
 	    "WHERE address = ?1",
@@ -1031,6 +1034,26 @@ password_ok(const char *password, const char *stored)
 	explicit_bzero(cd, sizeof(*cd));
 	free(cd);
 	return ok;
+}
+
+int
+db_sender_owned(struct db *db, const char *account, const char *sender)
+{
+	char		 a[KEY_MAX], snd[KEY_MAX];
+	sqlite3_stmt	*s;
+	int		 r;
+
+	if (fold(a, sizeof(a), account) == -1 ||
+	    fold(snd, sizeof(snd), sender) == -1)
+		return 0;
+	if (strcmp(a, snd) == 0)
+		return 1;
+	r = run(db, Q_SENDER_OWNED, &s, 2, snd, a);
+	if (s != NULL)
+		sqlite3_reset(s);
+	if (r == SQLITE_ROW)
+		return 1;
+	return r == SQLITE_DONE ? 0 : -1;
 }
 
 bool

@@ -161,6 +161,13 @@ struct db_cred {
 enum db_auth	db_account_cred(struct db *, const char *addr, bool smtp,
 		    struct db_cred *);
 
+/*
+ * R3.2: may account send as sender?  Its own address, an alias whose
+ * target it is, or an address granted with "account send-as".
+ * Returns 1 or 0, -1 on a store error.
+ */
+int	db_sender_owned(struct db *, const char *account, const char *sender);
+
 /* crypt(3) check in constant time; thread-safe (no database). */
 bool	db_password_ok(const char *password, const char *stored);
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "compat.h"
 #include "db.h"
 #include "ipc.h"
+#include "ipmatch.h"
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
@@ -80,17 +82,83 @@ resolve(const char *local_part, const char *domain, struct db_targets *t)
 	return db_rcpt_resolve(st.db, lp, a.domain, t);
 }
 
+struct bypass_ctx {
+	const char	*sender, *sender_domain, *rcpt, *rcpt_domain, *ip;
+	bool		 match;
+};
+
+static void
+bypass_row(void *arg, int ncols, const char *const *cols)
+{
+	struct bypass_ctx	*b = arg;
+	const char		*e = cols[0];
+
+	if (ncols < 1 || b->match)
+		return;
+	if (*e == '@')
+		e++;
+	b->match = strcasecmp(e, b->sender) == 0 ||
+	    strcasecmp(e, b->sender_domain) == 0 ||
+	    strcasecmp(e, b->rcpt) == 0 ||
+	    strcasecmp(e, b->rcpt_domain) == 0 || ipmatch(e, b->ip) == 1;
+}
+
+/*
+ * R3.2: an authenticated session may send only as its account, one of
+ * its aliases or an address granted to it, unless an entry of the
+ * auth-mismatch bypass list (R3.3) names the sender, the recipient,
+ * their domains or the client's address.  -1 on a store error.
+ *
+ * XXX The policy engine (SPEC section 3) will take this over, with its
+ * interval table for the address entries.
+ */
+static int
+sender_denied(uint64_t session, const char *sender, const char *lp,
+    const char *domain, const char *ip)
+{
+	struct bypass_ctx	 b = { .ip = ip };
+	const char		*user = auth_session_user(session), *at;
+	char			 rcpt[ADDR_PATH_MAX + 2], err[256];
+	int			 owned;
+
+	if (user == NULL || *sender == '\0' ||
+	    !st.conf->relay.reject_auth_sender_mismatch)
+		return 0;
+	if ((owned = db_sender_owned(st.db, user, sender)) != 0)
+		return owned == 1 ? 0 : -1;
+	snprintf(rcpt, sizeof(rcpt), "%s@%s", lp, domain);
+	at = strrchr(sender, '@');
+	b.sender = sender;
+	b.sender_domain = at != NULL ? at + 1 : "";
+	b.rcpt = rcpt;
+	b.rcpt_domain = domain;
+	if (db_view(st.db, DB_VIEW_BYPASS_AUTH_MISMATCH, bypass_row, &b, err,
+	    sizeof(err)) == -1)
+		return -1;
+	return b.match ? 0 : 1;
+}
+
 static void
 do_rcpt_lookup(struct ipc_msg *m)
 {
-	const char		*local_part, *domain;
+	const char		*local_part, *domain, *sender, *ip;
 	struct db_targets	 t;
+	int			 denied;
 
 	local_part = ipc_get_str(m);
 	domain = ipc_get_str(m);
+	sender = ipc_get_str(m);
+	ip = ipc_get_str(m);
 	ipc_end(m);
-	if (local_part == NULL || domain == NULL)
+	if (local_part == NULL || domain == NULL || sender == NULL ||
+	    ip == NULL)
 		fatalx("store: null field in rcpt lookup");
+	if ((denied = sender_denied(m->id, sender, local_part, domain, ip))
+	    != 0) {
+		reply_u32(IMSG_RCPT_RESULT, m->id, denied == 1 ?
+		    RCPT_SENDER_DENIED : DB_RCPT_TEMPFAIL);
+		return;
+	}
 	reply_u32(IMSG_RCPT_RESULT, m->id, resolve(local_part, domain, &t));
 }
 
