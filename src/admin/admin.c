@@ -884,6 +884,7 @@ prepare(struct admin *a, unsigned int flags)
 		return EX_REFUSED;
 	if (db_open("postino.db", &a->db, err, sizeof(err)) == -1)
 		return refuse("%s (in %s)", err, a->conf->data_dir);
+	db_set_scram_iterations(a->db, a->conf->smtp.scram_iterations);
 	return 0;
 }
 

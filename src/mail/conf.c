@@ -136,6 +136,10 @@ static const struct conf_key keys[] = {
 	{ "smtp", "auth_mechanisms", KT_LIST,
 	    "PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256 SCRAM-SHA-1", W(w_mechs),
 	    C(smtp.auth_mechanisms), 0, "SASL mechanisms offered (R2.1)." },
+	{ "smtp", "scram_iterations", KT_UINT, "4096", U(4096, 1000000),
+	    C(smtp.scram_iterations), 0,
+	    "PBKDF2 iterations of the SCRAM keys that account add and "
+	    "account passwd store (RFC 7677: at least 4096)." },
 	{ "smtp", "timeout_command", KT_UINT, "300", U(1, 86400),
 	    C(smtp.timeout_command), 0,
 	    "Seconds to wait for a command (RFC 5321 4.5.3.2.7)." },

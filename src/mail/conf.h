@@ -81,6 +81,7 @@ struct conf {
 		unsigned int	timeout_command;	/* 300 s (RFC 5321 4.5.3.2.7) */
 		unsigned int	timeout_data;		/* 600 s (4.5.3.2.6) */
 		unsigned int	timeout_greeting;	/* 0 s: wait before banner */
+		unsigned int	scram_iterations;	/* 4096 (RFC 7677 4) */
 	} smtp;
 
 	struct {

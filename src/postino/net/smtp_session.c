@@ -95,6 +95,7 @@ struct smtp_session {
 	enum smtp_wait			 wait;
 	bool				 closing, skip_line, esmtp, tls;
 	struct event			*linger;	/* closing under TLS */
+	struct event			*pregreet;	/* timeout_greeting */
 	unsigned int			 linger_ticks;
 	unsigned int			 errors;
 	char				 helo[256];
@@ -272,6 +273,8 @@ session_free(struct smtp_session *s)
 	net.nconn--;
 	if (s->linger != NULL)
 		event_free(s->linger);
+	if (s->pregreet != NULL)
+		event_free(s->pregreet);
 	bufferevent_free(s->bev);
 	free(s->rcpts);
 	free(s->wbuf);
@@ -1349,6 +1352,17 @@ session_process(struct smtp_session *s)
 {
 	unsigned int	errors;
 
+	if (s->pregreet != NULL) {
+		/* A client that talks before the banner is no SMTP client
+		 * (RFC 5321 4.3.1: it must wait for the greeting). */
+		if (evbuffer_get_length(bufferevent_get_input(s->bev)) == 0)
+			return;
+		reply(s, "554 5.5.1 %s Error: talked before the greeting",
+		    s->conf->hostname);
+		session_close(s, "pregreet");
+		return;
+	}
+
 	while (!s->closing && s->wait == W_NONE) {
 		errors = s->errors;
 		if (s->state == S_DATA) {
@@ -1471,6 +1485,18 @@ session_addresses(struct smtp_session *s, const struct sockaddr *sa,
 	}
 }
 
+static void
+send_banner(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	if (s->pregreet != NULL) {
+		event_free(s->pregreet);
+		s->pregreet = NULL;
+	}
+	reply(s, "220 %s ESMTP postino", s->conf->hostname);
+}
+
 void
 smtp_session_new(const struct conf_listener *l, int fd,
     const struct sockaddr *sa, socklen_t salen, const char *ip)
@@ -1503,5 +1529,12 @@ smtp_session_new(const struct conf_listener *l, int fd,
 		return;
 	}
 	session_setup_bev(s);
-	reply(s, "220 %s ESMTP postino", s->conf->hostname);
+	if (s->conf->smtp.timeout_greeting > 0) {
+		struct timeval tv = { s->conf->smtp.timeout_greeting, 0 };
+
+		s->pregreet = evtimer_new(net.base, send_banner, s);
+		evtimer_add(s->pregreet, &tv);
+		return;
+	}
+	send_banner(-1, 0, s);
 }

@@ -176,6 +176,7 @@ struct db {
 	sqlite3		*h;
 	char		 path[1024];
 	sqlite3_stmt	*q[Q_MAX];
+	unsigned int	 scram_iterations;
 };
 
 /* One resolution of db_rcpt_resolve(). */
@@ -323,6 +324,7 @@ db_open(const char *path, struct db **db_r, char *err, size_t errlen)
 	if ((db = calloc(1, sizeof(*db))) == NULL)
 		return fail(err, errlen, "database %s: out of memory", path);
 	snprintf(db->path, sizeof(db->path), "%s", path);
+	db->scram_iterations = DB_SCRAM_ITERATIONS;
 	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
 		goto out_err;
@@ -689,9 +691,9 @@ account_secrets(struct db *db, const char *key, const char *password,
 	char	s256[SASL_SECRET_MAX], s1[SASL_SECRET_MAX], cram[SASL_SECRET_MAX];
 	int	r;
 
-	if (sasl_scram_secret(password, SASL_HASH_SHA256, DB_SCRAM_ITERATIONS,
+	if (sasl_scram_secret(password, SASL_HASH_SHA256, db->scram_iterations,
 	    s256, sizeof(s256)) == -1 ||
-	    sasl_scram_secret(password, SASL_HASH_SHA1, DB_SCRAM_ITERATIONS,
+	    sasl_scram_secret(password, SASL_HASH_SHA1, db->scram_iterations,
 	    s1, sizeof(s1)) == -1 ||
 	    sasl_cram_md5_secret(password, cram, sizeof(cram)) == -1)
 		return fail(err, errlen, "cannot make the SASL secrets");
@@ -1054,6 +1056,13 @@ db_sender_owned(struct db *db, const char *account, const char *sender)
 	if (r == SQLITE_ROW)
 		return 1;
 	return r == SQLITE_DONE ? 0 : -1;
+}
+
+void
+db_set_scram_iterations(struct db *db, unsigned int n)
+{
+	db->scram_iterations = n < DB_SCRAM_ITERATIONS ? DB_SCRAM_ITERATIONS :
+	    n;
 }
 
 bool

@@ -168,6 +168,9 @@ enum db_auth	db_account_cred(struct db *, const char *addr, bool smtp,
  */
 int	db_sender_owned(struct db *, const char *account, const char *sender);
 
+/* Iterations of the SCRAM keys made by add/passwd (at least 4096). */
+void	db_set_scram_iterations(struct db *, unsigned int);
+
 /* crypt(3) check in constant time; thread-safe (no database). */
 bool	db_password_ok(const char *password, const char *stored);
 
