@@ -58,3 +58,13 @@ def test_unknown_key_and_missing_file():
 def test_usage():
     r = run()
     assert r.returncode == 2 and r.stderr.startswith("usage: postino -c FILE")
+
+
+def test_config_reference_is_generated_from_the_table():
+    """docs/config.md is what the key table says, never hand-edited."""
+    from conftest import ADMIN, ROOT
+    r = subprocess.run([ADMIN, "show", "config-doc"], capture_output=True,
+                       timeout=20, text=True)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(ROOT, "docs", "config.md")) as f:
+        assert f.read() == r.stdout, "run: build/postino-admin show config-doc > docs/config.md"
