@@ -131,6 +131,7 @@ main(int argc, char *argv[])
 	}
 	if (check) {
 		printf("%s: ok\n", abspath);
+		conf_free(&conf);
 		return 0;
 	}
 	if (role == NULL) {
