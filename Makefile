@@ -6,6 +6,7 @@
 #   make fuzz       run every libFuzzer target FUZZ_SECONDS seconds
 #   make bench-tools  build build/loadgen (SMTP load client)
 #   make crashtest  SIGKILL postino under load CRASH_ROUNDS times, check the mail
+#   make bench      postino against a private Postfix (QUICK=1: about a minute)
 
 SAN ?= 0
 ifeq ($(SAN),1)
@@ -102,7 +103,7 @@ fuzz: deps fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
 # Measurement tools (docs/benchmarks.md).
-.PHONY: bench-tools crashtest
+.PHONY: bench-tools crashtest bench
 bench-tools: build/loadgen
 build/loadgen: bench/loadgen.c
 	@mkdir -p build
@@ -112,6 +113,11 @@ CRASH_ROUNDS ?= 20
 crashtest: all build/loadgen
 	@CRASH_ROUNDS=$(CRASH_ROUNDS) POSTINO_BUILD=$(B) /usr/bin/python3 \
 	    tests/crash/crashtest.py
+
+# Benchmarks print numbers and never fail the build (docs/benchmarks.md).
+QUICK ?= 0
+bench: deps all build/loadgen
+	@QUICK=$(QUICK) POSTINO_BUILD=$(B) /usr/bin/python3 bench/bench.py
 
 clean:
 	rm -rf build
