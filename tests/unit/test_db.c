@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <crypt.h>
 #include <sqlite3.h>
 
 #include "db.h"
@@ -154,6 +155,48 @@ test_passwords(void)
 	    DB_AUTH_FAIL);
 	OK(db_account_set(db, "alice@example.org", "enabled", true, err,
 	    sizeof(err)));
+}
+
+/* Hashes imported from elsewhere (R2.4): sha512-crypt and bcrypt verify
+ * unchanged, through the same path the store role uses. */
+static void
+test_imported_hashes(void)
+{
+	static const char *const prefixes[] = { "$6$", "$2b$", "$y$" };
+	struct crypt_data	 cd;
+	struct db_cred		 c;
+	sqlite3			*h;
+	char			 sql[512], *salt;
+	const char		*hash;
+	size_t			 i;
+
+	for (i = 0; i < NROWS(prefixes); i++) {
+		salt = crypt_gensalt_ra(prefixes[i], 0, NULL, 0);
+		CHECK(salt != NULL);
+		memset(&cd, 0, sizeof(cd));
+		hash = crypt_rn("imported", salt, &cd, sizeof(cd));
+		free(salt);
+		CHECK_ROW(hash != NULL && hash[0] != '*', prefixes[i]);
+		snprintf(sql, sizeof(sql), "UPDATE accounts SET password_hash "
+		    "= '%s' WHERE address = 'alice@example.org'", hash);
+		CHECK_INT(sqlite3_open(path, &h), SQLITE_OK);
+		CHECK_INT(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(h);
+		CHECK_ROW(db_account_auth(db, "alice@example.org", "imported",
+		    true) == DB_AUTH_OK, prefixes[i]);
+		CHECK_ROW(db_account_auth(db, "alice@example.org", "wrong",
+		    true) == DB_AUTH_FAIL, prefixes[i]);
+		CHECK_INT(db_account_cred(db, "Alice@Example.ORG", true, &c),
+		    DB_AUTH_OK);
+		CHECK_STR(c.address, "alice@example.org");
+		CHECK_ROW(db_password_ok("imported", c.hash), prefixes[i]);
+		CHECK_ROW(!db_password_ok("wrong", c.hash), prefixes[i]);
+	}
+	/* An unknown account: a usable dummy hash, no secrets. */
+	CHECK_INT(db_account_cred(db, "nobody@example.org", true, &c),
+	    DB_AUTH_FAIL);
+	CHECK(strncmp(c.hash, "$y$", 3) == 0);
+	CHECK_STR(c.scram_sha256, "");
 }
 
 /* The stored hash is yescrypt, never the password. */
@@ -485,6 +528,7 @@ main(void)
 	RUN(test_domains);
 	RUN(test_accounts);
 	RUN(test_passwords);
+	RUN(test_imported_hashes);
 	RUN(test_hash_format);
 	RUN(test_aliases);
 	RUN(test_resolve);
