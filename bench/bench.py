@@ -53,6 +53,10 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "tests", "support"))
+from procs import children, free_port, private_master_cf, tree  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -108,48 +112,11 @@ def log(msg):
     sys.stderr.flush()
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
 # --------------------------------------------------------------------
 # /proc: process trees, CPU, memory
 # --------------------------------------------------------------------
 
 CLK = os.sysconf("SC_CLK_TCK")
-
-
-def children(pid):
-    out = []
-    try:
-        tids = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
-                out += [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-    return out
-
-
-def tree(pid):
-    """pid and its descendants (bounded breadth-first walk)."""
-    out, todo, seen = [], [pid], set()
-    while todo and len(out) < 20000:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        out.append(p)
-        todo += children(p)
-    return out
 
 
 def stat_fields(pid):
@@ -463,31 +430,10 @@ class Postfix:
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             for k, v in main.items():
                 f.write("%s = %s\n" % (k, v))
-        # master.cf: the package's prototype, smtpd moved to our port,
-        # no chroot (the queue directory has no chroot files), and the
-        # optional pipe services dropped.
-        out = []
-        with open(os.path.join(sysmeta, "master.cf.proto")) as f:
-            proto = f.read().splitlines()
-        skip = False
-        for line in proto:
-            if line.startswith("#") or not line.strip():
-                continue
-            if line[0] in " \t":
-                if not skip:
-                    out.append(line)
-                continue
-            fl = line.split()
-            skip = fl[7] == "pipe" or fl[0] in ("tlsmgr",)
-            if skip:
-                continue
-            if fl[0] == "smtp" and fl[1] == "inet":
-                fl[0] = "127.0.0.1:%d" % self.port
-                fl[6] = str(POSTFIX_SMTPD_LIMIT)
-            fl[4] = "n"
-            out.append("  ".join(fl))
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write("\n".join(out) + "\n")
+            f.write(private_master_cf(os.path.join(sysmeta, "master.cf.proto"),
+                                      self.port, smtpd_limit=POSTFIX_SMTPD_LIMIT,
+                                      drop=("tlsmgr",)))
         self.maildir = os.path.join(self.vmail, DOMAIN, RCPT.split("@")[0])
 
     def postfix(self, *args, timeout=60):

@@ -35,6 +35,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "support"))
+from procs import free_port, pid_alive, tree  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -117,53 +121,6 @@ def split_received(data):
 # The server
 # --------------------------------------------------------------------
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def pid_alive(pid):
-    """True while pid exists and is not a zombie."""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("State:"):
-                    return "Z" not in line.split()[1]
-    except OSError:
-        return False
-    return True
-
-
-def children(pid):
-    out = []
-    try:
-        tids = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
-                out += [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-    return out
-
-
-def descendants(pid):
-    """pid's children, their children, ... (bounded breadth-first walk)."""
-    out, todo = [], [pid]
-    while todo and len(out) < 1000:
-        for c in children(todo.pop(0)):
-            if c not in out:
-                out.append(c)
-                todo.append(c)
-    return out
-
-
 class Server:
     """One postino in its own temporary directory (as tests/e2e does)."""
 
@@ -230,7 +187,7 @@ class Server:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
                     s.settimeout(2)
-                    if s.recv(512).startswith(b"220 ") and len(descendants(self.proc.pid)) >= 2:
+                    if s.recv(512).startswith(b"220 ") and len(tree(self.proc.pid)[1:]) >= 2:
                         s.sendall(b"QUIT\r\n")
                         return
             except OSError:
@@ -241,7 +198,7 @@ class Server:
     def kill9(self):
         """Freeze, then SIGKILL, the parent and every descendant; returns
         the PIDs.  Frozen first so that none reacts to another's death."""
-        pids = [self.proc.pid] + descendants(self.proc.pid)
+        pids = [self.proc.pid] + tree(self.proc.pid)[1:]
         for sig in (signal.SIGSTOP, signal.SIGKILL):
             for p in pids:
                 try:
@@ -262,7 +219,7 @@ class Server:
         """SIGTERM and a bounded wait; SIGKILL whatever is left."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        kids = descendants(self.proc.pid)
+        kids = tree(self.proc.pid)[1:]
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=15)

@@ -21,6 +21,10 @@ import time
 
 import pytest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "support"))
+from procs import children, free_port, pid_alive, wait_pid_gone  # noqa: E402,F401
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _build = os.environ.get("POSTINO_BUILD", "build")
 BUILD = _build if os.path.isabs(_build) else os.path.join(ROOT, _build)
@@ -71,15 +75,6 @@ _LINGERING = []
 _ALL = []
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "WARNING: ThreadSanitizer")
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def unverified_context():
@@ -248,18 +243,7 @@ class Postino:
                              % (timeout, last, self.read_log()))
 
     def child_pids(self, pid=None):
-        pid = pid or self.proc.pid
-        out = []
-        try:
-            for tid in os.listdir("/proc/%d/task" % pid):
-                try:
-                    with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
-                        out += [int(x) for x in f.read().split()]
-                except OSError:
-                    pass
-        except OSError:
-            pass
-        return out
+        return children(pid or self.proc.pid)
 
     def pids(self):
         """{'parent': pid, 'net': pid, 'store': pid} of the running server."""
@@ -425,27 +409,6 @@ def role_of(pid):
         if a in (b"net", b"store"):
             return a.decode()
     return None
-
-
-def pid_alive(pid):
-    """True while pid exists and is not a zombie."""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("State:"):
-                    return "Z" not in line.split()[1]
-    except OSError:
-        return False
-    return True
-
-
-def wait_pid_gone(pid, timeout):
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 # --------------------------------------------------------------------

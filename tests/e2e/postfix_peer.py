@@ -21,30 +21,12 @@ import socket
 import subprocess
 import time
 
+from procs import free_port, pid_alive, private_master_cf
+
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 POSTCONF = shutil.which("postconf") or "/usr/sbin/postconf"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
-
-
-def _free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def _alive(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("State:"):
-                    return "Z" not in line.split()[1]
-    except OSError:
-        return False
-    return True
 
 
 class PostfixPeer:
@@ -73,7 +55,7 @@ class PostfixPeer:
         self.queue = os.path.join(self.dir, "queue")
         self.data = os.path.join(self.dir, "data")
         self.log_path = os.path.join(self.dir, "maillog")
-        self.port = _free_port()
+        self.port = free_port()
         self.relay_port = relay_port
         self.myhostname = myhostname
         self.master_pid = None
@@ -136,30 +118,8 @@ class PostfixPeer:
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             for k, v in main.items():
                 f.write("%s = %s\n" % (k, v))
-        # master.cf: the package's prototype, smtpd moved to our port, no
-        # chroot (the queue directory has no chroot files), and the
-        # optional pipe services dropped.
-        out = []
-        with open(os.path.join(sysmeta, "master.cf.proto")) as f:
-            proto = f.read().splitlines()
-        skip = False
-        for line in proto:
-            if line.startswith("#") or not line.strip():
-                continue
-            if line[0] in " \t":
-                if not skip:
-                    out.append(line)
-                continue
-            fl = line.split()
-            skip = fl[7] == "pipe"
-            if skip:
-                continue
-            if fl[0] == "smtp" and fl[1] == "inet":
-                fl[0] = "127.0.0.1:%d" % self.port
-            fl[4] = "n"
-            out.append("  ".join(fl))
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write("\n".join(out) + "\n")
+            f.write(private_master_cf(os.path.join(sysmeta, "master.cf.proto"), self.port))
 
     def postfix(self, *args, timeout=60):
         return subprocess.run([POSTFIX, "-c", self.etc] + list(args), capture_output=True,
@@ -196,7 +156,7 @@ class PostfixPeer:
                              % (START_TIMEOUT, last, self.log()))
 
     def alive(self):
-        return self.master_pid is not None and _alive(self.master_pid)
+        return self.master_pid is not None and pid_alive(self.master_pid)
 
     def stop(self):
         """postfix stop, bounded; then SIGKILL our master by PID."""

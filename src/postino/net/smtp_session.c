@@ -221,8 +221,12 @@ reply(struct smtp_session *s, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(line) - 2)
 		panic("smtp: reply too long");
-	if (log_level() >= LOGL_DEBUG)
-		slog(s, LOGL_DEBUG, "event=reply text=\"%s\"", line);
+	if (log_level() >= LOGL_DEBUG) {
+		char esc[sizeof(line) * 4];	/* replies quote client text */
+
+		slog(s, LOGL_DEBUG, "event=reply text=\"%s\"",
+		    log_escape(line, (size_t)n, esc, sizeof(esc)));
+	}
 	memcpy(line + n, "\r\n", 2);
 	evbuffer_add(out, line, (size_t)n + 2);
 }
