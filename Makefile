@@ -19,7 +19,7 @@ SANFLAGS :=
 endif
 
 CC	?= cc
-PKGS	:= libevent libevent_openssl libevent_pthreads openssl sqlite3 libcrypt
+PKGS	:= libevent libevent_openssl libevent_pthreads openssl sqlite3 libcrypt libcares
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
 	   -Wpointer-arith -Wmissing-prototypes -Wstrict-prototypes \
@@ -32,7 +32,8 @@ LDFLAGS	+= $(SANFLAGS) -pthread
 
 LIB_SRCS   := $(wildcard src/lib/*.c)
 MAIL_SRCS  := $(wildcard src/mail/*.c)
-DB_SRCS	   := src/postino/store/db.c
+DB_SRCS	   := src/postino/store/db.c src/postino/store/policy.c \
+	      src/postino/store/explain.c
 DAEMON_SRCS := $(wildcard src/postino/*.c src/postino/net/*.c \
 		src/postino/store/*.c)
 ADMIN_SRCS := $(wildcard src/admin/*.c)

@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev
 libcrypt-dev libc-ares-dev openssl sqlite3 clang libclang-rt-14-dev
 python3 python3-pytest swaks libnet-ssleay-perl procps postfix
-gsasl curl"
+gsasl curl dnsmasq-base"
 
 missing=""
 for p in $PKGS; do

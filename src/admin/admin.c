@@ -33,10 +33,16 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "addr.h"
 #include "conf.h"
 #include "db.h"
+#include "explain.h"
+#include "policy.h"
+#include "resolve.h"
 #include "fsio.h"
+#include "ipmatch.h"
 
 #define DEFAULT_CONF	"/etc/postino/postino.conf"
 #define PASSWORD_MAX	1024
@@ -56,6 +62,7 @@ typedef int	(*cmd_fn)(struct admin *, int, char **);
 #define C_CONF		0x01	/* needs the configuration */
 #define C_DB		0x03	/* needs the account store (and the conf) */
 #define C_PWSTDIN	0x04	/* takes --password-stdin */
+#define C_OPTS		0x08	/* parses its own --options */
 
 struct cmd {
 	const char	*w1, *w2;	/* the command words; w2 NULL: any */
@@ -97,6 +104,7 @@ static int	do_popauth_grant(struct admin *, int, char **);
 static int	do_show_config(struct admin *, int, char **);
 static int	do_show_config_doc(struct admin *, int, char **);
 static int	do_not_yet(struct admin *, int, char **);
+static int	do_explain(struct admin *, int, char **);
 
 static const struct cmd cmds[] = {
 	{ "domain", "add", 1, 1, C_DB, do_domain_add, "NAME" },
@@ -144,8 +152,9 @@ static const struct cmd cmds[] = {
 	{ "queue", NULL, 0, -1, 0, do_not_yet,
 	    "list|show|flush|hold|release|delete|bounce [ID]" },
 	{ "stats", NULL, 0, -1, 0, do_not_yet, "" },
-	{ "explain", NULL, 0, -1, 0, do_not_yet,
-	    "--ip IP [--auth ADDR] [--helo NAME] --from ADDR --to ADDR" },
+	{ "explain", NULL, 0, -1, C_DB | C_OPTS, do_explain,
+	    "--ip IP [--auth ADDR] [--helo NAME] [--listener PROFILE] "
+	    "--from ADDR --to ADDR [--to ADDR...]" },
 };
 
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
@@ -815,6 +824,108 @@ do_popauth_grant(struct admin *a, int argc, char **argv)
 	    sizeof(err)), err);
 }
 
+/* The listener profile explain plays; -1 if name is none. */
+static int
+profile_named(const char *name, enum listener_profile *p)
+{
+	static const enum listener_profile all[] = { PROFILE_MX,
+	    PROFILE_SUBMISSION, PROFILE_SUBMISSIONS, PROFILE_DEVICES };
+	size_t	i;
+
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (strcmp(conf_profile_name(all[i]), name) == 0) {
+			*p = all[i];
+			return 0;
+		}
+	return -1;
+}
+
+/* Look the trusted host names up, as the daemon has, before deciding. */
+static int
+explain_resolve(struct admin *a, struct policy *p)
+{
+	struct event_base	*base;
+	struct resolver		*res;
+	char			 err[256];
+
+	if ((base = event_base_new()) == NULL)
+		return refuse("cannot start an event loop");
+	if ((res = resolver_new(base, a->conf->dns.servers.v,
+	    a->conf->dns.servers.n, err,
+	    sizeof(err))) == NULL) {
+		event_base_free(base);
+		return refuse("resolver: %s", err);
+	}
+	policy_resolve(p, res);
+	while (policy_resolving(p) > 0 &&
+	    event_base_loop(base, EVLOOP_ONCE) == 0)
+		;
+	resolver_free(res);
+	event_base_free(base);
+	return 0;
+}
+
+/*
+ * R3.13: what a session from --ip would be told, and why, decided by the
+ * same engine the daemon runs, on the same store.
+ */
+static int
+do_explain(struct admin *a, int argc, char **argv)
+{
+	struct explain_req	 q = { .profile = PROFILE_MX };
+	struct db_cred		 cred;
+	struct policy		*p;
+	char			 from[ADDR_PATH_MAX + 1];
+	char			 to[EXPLAIN_RCPTS_MAX][ADDR_PATH_MAX + 1];
+	uint8_t			 ip[16];
+	int			 i, r;
+
+	for (i = 0; i < argc; i++) {
+		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (v == NULL)
+			return usage("explain");
+		i++;
+		if (strcmp(o, "--ip") == 0)
+			q.ip = v;
+		else if (strcmp(o, "--auth") == 0)
+			q.auth = v;
+		else if (strcmp(o, "--helo") == 0)
+			q.helo = v;
+		else if (strcmp(o, "--from") == 0)
+			q.from = explain_path(v, from, sizeof(from));
+		else if (strcmp(o, "--to") == 0 && q.nto < EXPLAIN_RCPTS_MAX) {
+			q.to[q.nto] = explain_path(v, to[q.nto],
+			    sizeof(to[q.nto]));
+			q.nto++;
+		} else if (strcmp(o, "--listener") == 0) {
+			if (profile_named(v, &q.profile) == -1)
+				return refuse("--listener '%s': expected mx, "
+				    "submission, submissions or devices", v);
+		} else
+			return usage("explain");
+	}
+	if (q.ip == NULL || q.from == NULL || q.nto == 0)
+		return usage("explain");
+	if (ipmatch_addr(q.ip, ip) == -1)
+		return refuse("--ip '%s' is not an IP address", q.ip);
+	if (q.auth != NULL) {
+		if (db_account_cred(a->db, q.auth, true, &cred) != DB_AUTH_OK)
+			return refuse("--auth %s: no account that may use "
+			    "SMTP AUTH", q.auth);
+		q.auth = cred.address;
+	}
+	p = policy_new(a->conf, a->db);
+	if (policy_reload(p, true) == -1) {
+		policy_free(p);
+		return refuse("cannot read the policy lists");
+	}
+	if ((r = explain_resolve(a, p)) == 0)
+		explain(p, &q, stdout);
+	policy_free(p);
+	return r;
+}
+
 static int
 do_show_config(struct admin *a, int argc, char **argv)
 {
@@ -900,7 +1011,8 @@ take_options(struct admin *a, const struct cmd *c, int *argc, char **argv)
 			a->password_stdin = true;
 			continue;
 		}
-		if (strncmp(argv[i], "--", 2) == 0 && c->run != do_not_yet)
+		if (strncmp(argv[i], "--", 2) == 0 && c->run != do_not_yet &&
+		    !(c->flags & C_OPTS))
 			return -1;
 		argv[n++] = argv[i];
 	}

@@ -34,6 +34,20 @@ is_v4(const uint8_t a[16])
 	return memcmp(a, prefix, 12) == 0;
 }
 
+int
+ipmatch_canon(const char *ip, char *out, size_t size)
+{
+	uint8_t	a[16];
+	char	buf[INET6_ADDRSTRLEN];
+
+	if (ipmatch_addr(ip, a) == -1)
+		return -1;
+	if (is_v4(a) ? inet_ntop(AF_INET, a + 12, buf, sizeof(buf)) == NULL :
+	    inet_ntop(AF_INET6, a, buf, sizeof(buf)) == NULL)
+		return -1;
+	return strlcpy(out, buf, size) < size ? 0 : -1;
+}
+
 static int
 parse_cidr(char *buf, char *slash, struct ip_range *r)
 {

@@ -12,6 +12,7 @@
 #define LIB_IPMATCH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* An inclusive interval of addresses; IPv4 are kept as ::ffff:a.b.c.d. */
@@ -24,6 +25,13 @@ int	ipmatch_parse(const char *entry, struct ip_range *r);
 
 /* Parse a bare address into the 16-octet form; 0 or -1. */
 int	ipmatch_addr(const char *ip, uint8_t out[16]);
+
+/*
+ * The canonical text of an address: IPv4 (also when written as
+ * ::ffff:a.b.c.d) dotted, IPv6 as inet_ntop(3) writes it.  0, or -1
+ * when ip is no address or out is too small.
+ */
+int	ipmatch_canon(const char *ip, char *out, size_t size);
 
 /* 1 when ip is inside entry, 0 when not, -1 when either is malformed. */
 int	ipmatch(const char *entry, const char *ip);

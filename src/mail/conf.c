@@ -9,7 +9,8 @@
  *
  * Every key is one row of keys[] below: the parser, the defaults,
  * conf_dump() and conf_doc() all walk that table.  This file uses only
- * the C library, so the fuzz target can link it alone.
+ * the C library and resolve_server_parse(), so the fuzz target links it
+ * with src/lib alone.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "resolve.h"
 
 #define LINE_MAX_LEN	4096		/* octets of one line */
 #define FILE_MAX_LEN	(1024 * 1024)	/* octets of the whole file */
@@ -724,21 +726,20 @@ port_valid(const char *port)
 	    n <= 65535;
 }
 
-/* A dns.servers item: numeric ADDR[:PORT]. */
+/*
+ * A dns.servers item: numeric ADDR[:PORT].  The resolver's own parser
+ * decides, so that check-config never passes what resolver_new()
+ * refuses (getaddrinfo() would take "127.1" or a zone index).
+ */
 static int
 check_hostport(struct parser *p, const struct conf_key *k, const char *item)
 {
-	struct addrinfo	*res;
-	char		 buf[LINE_MAX_LEN], e[64], *host, *port;
+	struct resolve_server	 srv;
+	const char		*errstr;
+	char			 e[64];
 
-	copy(buf, sizeof(buf), item);
-	if (split_hostport(buf, &host, &port) == -1 ||
-	    (port != NULL && !port_valid(port)) ||
-	    numeric_addr(host, port != NULL ? port : "53", &res) == -1)
-		return kerr(p, k, "'%s' is not a numeric address, expected "
-		    "ADDR or ADDR:PORT such as 192.0.2.53 or [2001:db8::53]:53",
-		    esc(item, e, sizeof(e)));
-	freeaddrinfo(res);
+	if (resolve_server_parse(item, &srv, &errstr) == -1)
+		return kerr(p, k, "'%s' %s", esc(item, e, sizeof(e)), errstr);
 	return 0;
 }
 

@@ -9,12 +9,19 @@
 
 enum imsg_type {
 	/*
-	 * net -> store: str local_part, str domain, str sender (canonical,
-	 * "" for <>), str client address
+	 * net -> store: a stage of the policy engine (store/policy.h):
+	 * u32 enum policy_stage, then
+	 *   connect: str client address, u32 enum listener_profile
+	 *   mail:    str helo, str path (between < and >), u32 smtputf8
+	 *   rcpt:    str path (between < and >)
+	 * The first message of every session is its connect.
 	 */
-	IMSG_RCPT_LOOKUP = 1,
-	/* store -> net: u32 enum db_rcpt, or RCPT_SENDER_DENIED */
-	IMSG_RCPT_RESULT,
+	IMSG_POLICY = 1,
+	/*
+	 * store -> net: u32 enum policy_action (never DUNNO), u32 relay,
+	 * str the check that decided ("" if none), str the reply
+	 */
+	IMSG_POLICY_RESULT,
 	/* net -> store: (nothing) */
 	IMSG_SPOOL_OPEN,
 	/* store -> net: u32 ok, str queue id; with the spool fd when ok */
@@ -23,7 +30,7 @@ enum imsg_type {
 	 * net -> store: str queue id, u64 message length, str helo,
 	 * str client address, str protocol (ESMTP...), str mail from,
 	 * u32 body (enum smtp_body), u32 smtputf8, u32 nrcpt,
-	 * then nrcpt x (str local_part, str domain, str as given)
+	 * then nrcpt x str path (between < and >, as in its RCPT)
 	 */
 	IMSG_SPOOL_COMMIT,
 	/* store -> net: u32 enum commit_status */
@@ -41,8 +48,10 @@ enum imsg_type {
 	 * str server signature, str the account (canonical, on success)
 	 */
 	IMSG_AUTH_RESULT,
-	/* net -> store: an authenticated session has ended (nothing) */
+	/* net -> store: a session has ended (nothing) */
 	IMSG_SESSION_END,
+	/* net -> store: forget the session's AUTH: STARTTLS (nothing) */
+	IMSG_AUTH_END,
 };
 
 enum commit_status {
@@ -52,8 +61,5 @@ enum commit_status {
 };
 
 #define QID_LEN	16	/* hex digits */
-
-/* An IMSG_RCPT_RESULT beyond enum db_rcpt: R3.2 refuses the sender. */
-#define RCPT_SENDER_DENIED	100
 
 #endif

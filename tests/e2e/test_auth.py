@@ -871,7 +871,7 @@ def test_relay_unauthenticated_denied(srv):
         c.expect("AUTH PLAIN " + plain_ir(DEMO, "wrong-password"), BAD_535)
         c.expect("MAIL FROM:<%s>" % SENDER, "250 2.1.0 Ok")
         c.expect("RCPT TO:<%s>" % REMOTE, RELAY_DENIED_550)
-    assert wait_log(srv, r"event=reject to=<%s> reason=relay" % re.escape(REMOTE))
+    assert wait_log(srv, r"event=reject to=<%s> check=relay" % re.escape(REMOTE))
 
 
 # --------------------------------------------------------------------

@@ -137,7 +137,7 @@ static const char good[] =
     "smarthost_tls = require\n"
     "failed_mail = bounces@example.org\n"
     "[dns]\n"
-    "servers = 127.0.0.1:5353 ::1 [::1]:53\n"
+    "servers = 127.0.0.1:5353 ::1 [::1]:53 [2001:db8::53]:5353 192.0.2.53\n"
     "[store]\n"
     "driver = postgres\n"
     "dsn = \"host=db user=postino\"\n";
@@ -197,7 +197,8 @@ test_good(void)
 	CHECK_STR(c->delivery.smarthost_password_file, "/etc/postino/secret");
 	CHECK(c->delivery.smarthost_tls_require);
 	CHECK_STR(c->delivery.failed_mail, "bounces@example.org");
-	CHECK_INT(c->dns.servers.n, 3);
+	CHECK_INT(c->dns.servers.n, 5);
+	CHECK_STR(c->dns.servers.v[3], "[2001:db8::53]:5353");
 	CHECK_INT(c->store.driver, STORE_POSTGRES);
 	CHECK_STR(c->store.dsn, "host=db user=postino");
 	conf_free(&c);
@@ -359,6 +360,22 @@ static const struct {
 	{ MX "[dns]\nservers = ns.example\n", "e.conf:5: key 'servers': "
 	    "'ns.example' is not a numeric address, expected ADDR or ADDR:PORT "
 	    "such as 192.0.2.53 or [2001:db8::53]:53" },
+	/* what c-ares would refuse: getaddrinfo() shorthand, zone index */
+	{ MX "[dns]\nservers = 127.0.0.1 127.1\n", "e.conf:5: key "
+	    "'servers': '127.1' is not a numeric address, expected ADDR or "
+	    "ADDR:PORT such as 192.0.2.53 or [2001:db8::53]:53" },
+	{ MX "[dns]\nservers = fe80::1%lo\n", "e.conf:5: key 'servers': "
+	    "'fe80::1%lo' is not a numeric address, expected ADDR or "
+	    "ADDR:PORT such as 192.0.2.53 or [2001:db8::53]:53" },
+	{ MX "[dns]\nservers = [::1]5353\n", "e.conf:5: key 'servers': "
+	    "'[::1]5353' is not a numeric address, expected ADDR or ADDR:PORT "
+	    "such as 192.0.2.53 or [2001:db8::53]:53" },
+	{ MX "[dns]\nservers = 192.0.2.53:0\n", "e.conf:5: key 'servers': "
+	    "'192.0.2.53:0' has a bad port, expected a port from 1 to 65535" },
+	{ MX "[dns]\nservers = [::1]:domain\n", "e.conf:5: key 'servers': "
+	    "'[::1]:domain' has a bad port, expected a port from 1 to 65535" },
+	{ MX "[dns]\nservers = [::1]:65536\n", "e.conf:5: key 'servers': "
+	    "'[::1]:65536' has a bad port, expected a port from 1 to 65535" },
 	{ MX "hostname = \"x\n", "e.conf:4: unknown key 'hostname' in "
 	    "section [listener mx]" },
 	{ "hostname = \"x\n" MX, "e.conf:1: key 'hostname': no closing "

@@ -30,10 +30,10 @@
 
 #include "addr.h"
 #include "compat.h"
-#include "db.h"
 #include "fsio.h"
 #include "log.h"
 #include "net.h"
+#include "policy.h"
 #include "proto.h"
 #include "sasl.h"
 #include "smtp_data.h"
@@ -72,15 +72,13 @@ static const char *const state_names[] = {
 #define CMD_F_NOERR	0x01	/* never counts as a protocol error */
 
 enum smtp_wait {
-	W_NONE, W_RCPT, W_SPOOL, W_COMMIT, W_AUTH
+	W_NONE, W_CONNECT, W_MAIL, W_RCPT, W_SPOOL, W_COMMIT, W_AUTH
 };
 
 #define AUTH_FAILURES_MAX	3	/* in one session, then 421 */
 
 struct rcpt {
-	char	local_part[ADDR_LOCAL_MAX + 1];
-	char	domain[ADDR_DOMAIN_MAX + 1];
-	char	given[ADDR_PATH_MAX + 1];
+	char	given[ADDR_PATH_MAX + 1];	/* between < and > */
 };
 
 struct smtp_session {
@@ -96,6 +94,8 @@ struct smtp_session {
 	bool				 closing, skip_line, esmtp, tls;
 	struct event			*linger;	/* closing under TLS */
 	struct event			*pregreet;	/* timeout_greeting */
+	bool				 banner_due;	/* pregreet is over */
+	char				 banner[POLICY_REPLY_MAX];
 	unsigned int			 linger_ticks;
 	unsigned int			 errors;
 	char				 helo[256];
@@ -171,6 +171,8 @@ static const struct smtp_cmd smtp_cmds[] = {
 };
 
 static void	session_process(struct smtp_session *);
+static void	connect_result(struct smtp_session *, enum policy_action,
+		    const char *, const char *);
 static void	auth_forget(struct smtp_session *);
 static void	auth_ehlo_line(const struct smtp_session *, char *, size_t);
 static void	session_read_cb(struct bufferevent *, void *);
@@ -261,16 +263,17 @@ session_timeouts(struct smtp_session *s)
 static void
 session_free(struct smtp_session *s)
 {
-	if (s->qid[0] != '\0') {
-		struct ipc_out o;
+	struct ipc_out	o;
 
+	if (s->qid[0] != '\0') {
 		ipc_out_init(&o);
 		ipc_put_str(&o, s->qid);
 		ipc_send(net.store, IMSG_SPOOL_ABORT, s->id, -1, &o);
 	}
 	if (s->spool_fd != -1)
 		close(s->spool_fd);
-	auth_forget(s);
+	ipc_out_init(&o);
+	ipc_send(net.store, IMSG_SESSION_END, s->id, -1, &o);
 	sasl_server_free(&s->sasl);
 	net_session_del(s->id);
 	net_conn_release(s->ip);
@@ -482,11 +485,8 @@ message_commit(struct smtp_session *s)
 	ipc_put_u32(&o, s->mparams.body);
 	ipc_put_u32(&o, s->mparams.smtputf8);
 	ipc_put_u32(&o, (uint32_t)s->nrcpt);
-	for (i = 0; i < s->nrcpt; i++) {
-		ipc_put_str(&o, s->rcpts[i].local_part);
-		ipc_put_str(&o, s->rcpts[i].domain);
+	for (i = 0; i < s->nrcpt; i++)
 		ipc_put_str(&o, s->rcpts[i].given);
-	}
 	if (o.overflow) {
 		reply(s, "451 4.3.0 Error: local error in processing");
 		tx_reset(s);
@@ -661,16 +661,11 @@ path_given(const char *arg, char *buf, size_t size)
 static void
 do_mail(struct smtp_session *s, const char *arg)
 {
+	struct ipc_out	 o;
 	const char	*err;
-	char		 esc[ADDR_PATH_MAX * 4];
 
 	if (s->state == S_CONNECTED && s->conf->smtp.require_helo) {
 		reply_error(s, "503 5.5.1 Send HELO/EHLO first");
-		return;
-	}
-	if ((s->l->profile == PROFILE_SUBMISSION ||
-	    s->l->profile == PROFILE_SUBMISSIONS) && s->auth_user[0] == '\0') {
-		reply_error(s, "530 5.7.0 Authentication required");
 		return;
 	}
 	if (smtp_parse_mail(arg, &s->from, &s->mparams, &err) == -1) {
@@ -687,10 +682,31 @@ do_mail(struct smtp_session *s, const char *arg)
 		return;
 	}
 	path_given(arg, s->from_given, sizeof(s->from_given));
-	slog(s, LOGL_INFO, "event=mail from=<%s>", log_escape(s->from_given,
-	    strlen(s->from_given), esc, sizeof(esc)));
+	ipc_out_init(&o);
+	ipc_put_u32(&o, POLICY_MAIL);
+	ipc_put_str(&o, s->helo);
+	ipc_put_str(&o, s->from_given);
+	ipc_put_u32(&o, s->mparams.smtputf8);
+	ipc_send(net.store, IMSG_POLICY, s->id, -1, &o);
+	s->wait = W_MAIL;
+}
+
+static void
+mail_result(struct smtp_session *s, enum policy_action a, const char *check,
+    const char *text)
+{
+	char	esc[ADDR_PATH_MAX * 4];
+
+	log_escape(s->from_given, strlen(s->from_given), esc, sizeof(esc));
+	if (a != POLICY_ACCEPT) {
+		slog(s, LOGL_INFO, "event=reject from=<%s> check=%s "
+		    "reply=\"%s\"", esc, check, text);
+		reply_error(s, text);
+		return;
+	}
+	slog(s, LOGL_INFO, "event=mail from=<%s>", esc);
 	session_enter_state(s, S_MAIL);
-	reply(s, "250 2.1.0 Ok");
+	reply(s, "%s", text);
 }
 
 static void
@@ -700,91 +716,77 @@ do_rcpt(struct smtp_session *s, const char *arg)
 	struct mailaddr		 to;
 	struct ipc_out		 o;
 	const char		*err;
-	char			 sender[ADDR_PATH_MAX + 1];
 
 	if (smtp_parse_rcpt(arg, s->mparams.smtputf8, &to, &p, &err) == -1) {
 		reply_error(s, err);
 		return;
 	}
 	if (s->nrcpt >= s->conf->smtp.max_recipients) {
+		/* store counts too (R3.10); this bounds our own array */
 		reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
 	memset(&s->pending, 0, sizeof(s->pending));
 	path_given(arg, s->pending.given, sizeof(s->pending.given));
-	if (to.flags & ADDR_F_POSTMASTER)
-		strlcpy(to.domain, s->conf->hostname, sizeof(to.domain));
-	if (to.flags & ADDR_F_LITERAL) {
-		/* R3.6: an address literal is never one of ours. */
-		reply(s, "550 5.7.1 <%s> Relay access denied",
-		    s->pending.given);
-		return;
-	}
-	if (addr_local_fold(&to, s->pending.local_part,
-	    sizeof(s->pending.local_part)) == -1) {
-		reply_error(s, "553 5.1.3 Bad recipient address syntax");
-		return;
-	}
-	strlcpy(s->pending.domain, to.domain, sizeof(s->pending.domain));
-	if (addr_format(&s->from, sender, sizeof(sender)) == -1)
-		sender[0] = '\0';
 	ipc_out_init(&o);
-	ipc_put_str(&o, s->pending.local_part);
-	ipc_put_str(&o, s->pending.domain);
-	ipc_put_str(&o, sender);
-	ipc_put_str(&o, s->ip);
-	ipc_send(net.store, IMSG_RCPT_LOOKUP, s->id, -1, &o);
+	ipc_put_u32(&o, POLICY_RCPT);
+	ipc_put_str(&o, s->pending.given);
+	ipc_send(net.store, IMSG_POLICY, s->id, -1, &o);
 	s->wait = W_RCPT;
 }
 
 static void
-rcpt_result(struct smtp_session *s, unsigned int r)
+rcpt_result(struct smtp_session *s, enum policy_action a, unsigned int relay,
+    const char *check, const char *text)
 {
 	char	esc[ADDR_PATH_MAX * 4];
 
 	log_escape(s->pending.given, strlen(s->pending.given), esc,
 	    sizeof(esc));
-	switch (r) {
-	case DB_RCPT_OK:
-		s->rcpts = xreallocarray(s->rcpts, s->nrcpt + 1,
-		    sizeof(*s->rcpts));
-		s->rcpts[s->nrcpt++] = s->pending;
-		session_enter_state(s, S_RCPT);
-		slog(s, LOGL_INFO, "event=rcpt to=<%s>", esc);
-		reply(s, "250 2.1.5 Ok");
+	if (a != POLICY_ACCEPT) {
+		slog(s, LOGL_INFO, "event=reject to=<%s> check=%s "
+		    "reply=\"%s\"%s%s", esc, check, text,
+		    s->auth_user[0] ? " sasl_username=" : "", s->auth_user);
+		reply(s, "%s", text);
 		return;
-	case DB_RCPT_NOT_LOCAL:
-		if (s->auth_user[0] != '\0') {
-			/* R3.6: an authenticated session may relay */
-			s->rcpts = xreallocarray(s->rcpts, s->nrcpt + 1,
-			    sizeof(*s->rcpts));
-			s->rcpts[s->nrcpt++] = s->pending;
-			session_enter_state(s, S_RCPT);
-			slog(s, LOGL_INFO, "event=rcpt to=<%s> relay=auth",
-			    esc);
-			reply(s, "250 2.1.5 Ok");
-			return;
-		}
-		slog(s, LOGL_INFO, "event=reject to=<%s> reason=relay", esc);
-		reply(s, "550 5.7.1 <%s> Relay access denied",
-		    s->pending.given);
-		return;
-	case DB_RCPT_UNKNOWN:
-		slog(s, LOGL_INFO, "event=reject to=<%s> "
-		    "reason=unknown-user", esc);
-		reply(s, "550 5.1.1 <%s> User unknown", s->pending.given);
-		return;
-	case DB_RCPT_TEMPFAIL:
-		reply(s, "451 4.3.0 Error: local error in processing");
-		return;
-	case RCPT_SENDER_DENIED:
-		slog(s, LOGL_INFO, "event=reject to=<%s> "
-		    "reason=auth-sender-mismatch sasl_username=%s", esc,
-		    s->auth_user);
-		reply(s, "501 5.7.1 <%s>... Permission denied", s->from_given);
-		return;
+	}
+	s->rcpts = xreallocarray(s->rcpts, s->nrcpt + 1, sizeof(*s->rcpts));
+	s->rcpts[s->nrcpt++] = s->pending;
+	session_enter_state(s, S_RCPT);
+	slog(s, LOGL_INFO, "event=rcpt to=<%s>%s%s", esc, relay ? " relay=" :
+	    "", relay ? policy_authz_word(relay) : "");
+	reply(s, "%s", text);
+}
+
+/* The answer to a policy request: which command waited decides. */
+static void
+policy_result(struct smtp_session *s, enum smtp_wait w, struct ipc_msg *m)
+{
+	uint32_t	 a, relay;
+	const char	*check, *text;
+
+	a = ipc_get_u32(m);
+	relay = ipc_get_u32(m);
+	check = ipc_get_str(m);
+	text = ipc_get_str(m);
+	ipc_end(m);
+	if (check == NULL || text == NULL || a == POLICY_DUNNO ||
+	    a > POLICY_TEMPFAIL || strlen(text) < 3)
+		fatalx("net: bad policy result from store");
+	switch (w) {
+	case W_CONNECT:
+		connect_result(s, a, check, text);
+		break;
+	case W_MAIL:
+		mail_result(s, a, check, text);
+		break;
+	case W_RCPT:
+		if (relay > AUTHZ_DEVICE)
+			fatalx("net: bad relay in policy result");
+		rcpt_result(s, a, relay, check, text);
+		break;
 	default:
-		fatalx("smtp: store sent rcpt result %u", r);
+		fatalx("net: policy result in wait state %d", (int)w);
 	}
 }
 
@@ -1008,7 +1010,7 @@ auth_ehlo_line(const struct smtp_session *s, char *buf, size_t size)
 	}
 }
 
-/* Tell store an authenticated session is over. */
+/* Tell store to forget the session's AUTH (STARTTLS). */
 static void
 auth_forget(struct smtp_session *s)
 {
@@ -1017,7 +1019,7 @@ auth_forget(struct smtp_session *s)
 	if (s->auth_user[0] == '\0')
 		return;
 	ipc_out_init(&o);
-	ipc_send(net.store, IMSG_SESSION_END, s->id, -1, &o);
+	ipc_send(net.store, IMSG_AUTH_END, s->id, -1, &o);
 	s->auth_user[0] = '\0';
 }
 
@@ -1442,11 +1444,9 @@ smtp_session_store_reply(struct smtp_session *s, struct ipc_msg *m)
 	if (m->fd != -1 && m->type != IMSG_SPOOL_FD)
 		fatalx("net: unexpected descriptor from store");
 	s->wait = W_NONE;
-	if (m->type == IMSG_RCPT_RESULT && w == W_RCPT) {
-		uint32_t r = ipc_get_u32(m);
-
-		ipc_end(m);
-		rcpt_result(s, r);
+	if (m->type == IMSG_POLICY_RESULT &&
+	    (w == W_CONNECT || w == W_MAIL || w == W_RCPT)) {
+		policy_result(s, w, m);
 	} else if (m->type == IMSG_SPOOL_FD && w == W_SPOOL) {
 		spool_ready(s, m);
 	} else if (m->type == IMSG_AUTH_RESULT && w == W_AUTH) {
@@ -1489,6 +1489,10 @@ session_addresses(struct smtp_session *s, const struct sockaddr *sa,
 	}
 }
 
+/*
+ * The banner goes out when the connect checks have passed and, with
+ * timeout_greeting, the wait is over: whichever comes last sends it.
+ */
 static void
 send_banner(evutil_socket_t fd, short ev, void *arg)
 {
@@ -1498,7 +1502,27 @@ send_banner(evutil_socket_t fd, short ev, void *arg)
 		event_free(s->pregreet);
 		s->pregreet = NULL;
 	}
-	reply(s, "220 %s ESMTP postino", s->conf->hostname);
+	if (s->wait == W_CONNECT) {
+		s->banner_due = true;
+		return;
+	}
+	reply(s, "%s", s->banner);
+}
+
+static void
+connect_result(struct smtp_session *s, enum policy_action a,
+    const char *check, const char *text)
+{
+	if (a != POLICY_ACCEPT) {
+		slog(s, LOGL_INFO, "event=reject check=%s reply=\"%s\"",
+		    check, text);
+		reply(s, "%s", text);
+		session_close(s, check);
+		return;
+	}
+	strlcpy(s->banner, text, sizeof(s->banner));
+	if (s->banner_due || s->pregreet == NULL)
+		send_banner(-1, 0, s);
 }
 
 void
@@ -1506,6 +1530,7 @@ smtp_session_new(const struct conf_listener *l, int fd,
     const struct sockaddr *sa, socklen_t salen, const char *ip)
 {
 	struct smtp_session	*s = xcalloc(1, sizeof(*s));
+	struct ipc_out		 o;
 	int			 one = 1;
 
 	s->id = ++net.next_id;
@@ -1533,12 +1558,16 @@ smtp_session_new(const struct conf_listener *l, int fd,
 		return;
 	}
 	session_setup_bev(s);
+	ipc_out_init(&o);
+	ipc_put_u32(&o, POLICY_CONNECT);
+	ipc_put_str(&o, s->ip);
+	ipc_put_u32(&o, l->profile);
+	ipc_send(net.store, IMSG_POLICY, s->id, -1, &o);
+	s->wait = W_CONNECT;
 	if (s->conf->smtp.timeout_greeting > 0) {
 		struct timeval tv = { s->conf->smtp.timeout_greeting, 0 };
 
 		s->pregreet = evtimer_new(net.base, send_banner, s);
 		evtimer_add(s->pregreet, &tv);
-		return;
 	}
-	send_banner(-1, 0, s);
 }

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "db.h"
+#include "ipmatch.h"
 #include "sasl.h"
 
 #define SCHEMA_VERSION	1
@@ -80,7 +81,7 @@ enum q {
 	Q_ACCOUNT_ALIASES, Q_SEND_AS_ADD, Q_ALIAS_TARGETS, Q_ALIAS_ADD,
 	Q_ALIAS_DEL, Q_ALIAS_DEL_ALL, Q_REDIRECT_ADD, Q_REDIRECT_DEL,
 	Q_BLOCK_ADD, Q_BLOCK_DEL, Q_POPAUTH_ADD, Q_ACCOUNT_SECRETS,
-	Q_ACCOUNT_CRED, Q_SENDER_OWNED,
+	Q_ACCOUNT_CRED, Q_SENDER_OWNED, Q_POPAUTH_GET, Q_DATA_VERSION,
 	Q_MAX
 };
 
@@ -125,6 +126,9 @@ static const char *const sqls[Q_MAX] = {
 	[Q_SENDER_OWNED] = "SELECT 1 FROM aliases WHERE address = ?1 AND "
 	    "target = ?2 UNION ALL SELECT 1 FROM send_as WHERE account = ?2 "
 	    "AND address = ?1",
+	[Q_POPAUTH_GET] = "SELECT account, until FROM popauth WHERE ip = ?1 "
+	    "AND until > strftime('%s', 'now')",
+	[Q_DATA_VERSION] = "PRAGMA data_version",
 	[Q_ACCOUNT_CRED] = "SELECT password_hash, enabled, smtp_auth, "
 	    "scram_sha256, scram_sha1, cram_md5 FROM accounts "
 	    "WHERE address = ?1",
@@ -387,6 +391,12 @@ bool
 db_domain_is_local(struct db *db, const char *domain)
 {
 	return domain_local(db, domain) == 1;
+}
+
+int
+db_domain_local(struct db *db, const char *domain)
+{
+	return domain_local(db, domain);
 }
 
 /* Add a target once; beyond DB_TARGETS_MAX targets are dropped. */
@@ -976,11 +986,45 @@ db_popauth_grant(struct db *db, const char *addr, const char *ip,
 		return fail(err, errlen, "no such account %s", addr);
 	if (r == -1)
 		return dberr(db, err, errlen);
-	if (fold(i, sizeof(i), ip) == -1)
+	if (ipmatch_canon(ip, i, sizeof(i)) == -1)
 		return fail(err, errlen, "%s is not an IP address", ip);
 	now_str(until, sizeof(until), (long long)minutes * 60);
 	return change(db, Q_POPAUTH_ADD, err, errlen, 3, i, key, until) ==
 	    0 ? 0 : -1;
+}
+
+int
+db_popauth_find(struct db *db, const char *ip, char *account, size_t size,
+    long long *until)
+{
+	sqlite3_stmt	*s;
+	char		 i[64];
+	int		 r;
+
+	if (ipmatch_canon(ip, i, sizeof(i)) == -1)
+		return 0;
+	r = run(db, Q_POPAUTH_GET, &s, 1, i);
+	if (r == SQLITE_ROW) {
+		snprintf(account, size, "%s", (const char *)
+		    sqlite3_column_text(s, 0));
+		*until = sqlite3_column_int64(s, 1);
+	}
+	if (s != NULL)
+		sqlite3_reset(s);
+	return r == SQLITE_ROW ? 1 : r == SQLITE_DONE ? 0 : -1;
+}
+
+long long
+db_data_version(struct db *db)
+{
+	sqlite3_stmt	*s;
+	long long	 v = -1;
+
+	if (run(db, Q_DATA_VERSION, &s, 0) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	if (s != NULL)
+		sqlite3_reset(s);
+	return v;
 }
 
 int

@@ -56,6 +56,23 @@ enum db_rcpt	db_rcpt_resolve(struct db *db, const char *local_part,
 
 bool	db_domain_is_local(struct db *db, const char *domain);
 
+/* 1 when domain is one of ours, 0 when not, -1 on a store error. */
+int	db_domain_local(struct db *db, const char *domain);
+
+/*
+ * The live POP-before-SMTP grant of a client address (R3.4): 1 with its
+ * account and its end (seconds since the epoch), 0 when there is none
+ * (or it has run out), -1 on a store error.
+ */
+int	db_popauth_find(struct db *, const char *ip, char *account,
+	    size_t size, long long *until);
+
+/*
+ * A number that changes when another connection (postino-admin) has
+ * committed a change: PRAGMA data_version.  -1 on a store error.
+ */
+long long	db_data_version(struct db *);
+
 /* Administration (postino-admin).  Each returns 0, or -1 with a
  * one-line reason in err ("no such domain example.org", ...). */
 int	db_domain_add(struct db *, const char *domain, char *err, size_t);

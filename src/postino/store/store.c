@@ -22,12 +22,13 @@
 #include "compat.h"
 #include "db.h"
 #include "ipc.h"
-#include "ipmatch.h"
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
 #include "pickup.h"
+#include "policy.h"
 #include "queue.h"
+#include "resolve.h"
 #include "role.h"
 #include "smtp_syntax.h"
 #include "xalloc.h"
@@ -39,6 +40,9 @@ static struct {
 	struct db		*db;
 	struct queue		*queue;
 	struct pool		*pool;
+	struct policy		*policy;
+	struct resolver		*resolver;
+	struct event		*resolve_tick;
 } st;
 
 struct commit_ctx {
@@ -55,111 +59,109 @@ reply_u32(uint32_t type, uint64_t id, uint32_t v)
 	ipc_send(st.net, type, id, -1, &o);
 }
 
-/* Canonical form of an address net sent in two parts. */
-static int
-canon(const char *local_part, const char *domain, struct mailaddr *a)
-{
-	char		 buf[ADDR_PATH_MAX + 2];
-	const char	*errstr;
+/* --- sessions --------------------------------------------------------- */
 
-	if ((size_t)snprintf(buf, sizeof(buf), "%s@%s", local_part, domain)
-	    >= sizeof(buf))
-		return -1;
-	return addr_parse(buf, true, a, &errstr);
-}
+#define SESS_BUCKETS	4096
 
-static enum db_rcpt
-resolve(const char *local_part, const char *domain, struct db_targets *t)
-{
-	struct mailaddr	a;
-	char		lp[ADDR_LOCAL_MAX + 1];
-
-	if (canon(local_part, domain, &a) == -1 ||
-	    addr_local_fold(&a, lp, sizeof(lp)) == -1)
-		return DB_RCPT_UNKNOWN;
-	if (a.flags & ADDR_F_LITERAL)
-		return DB_RCPT_NOT_LOCAL;
-	return db_rcpt_resolve(st.db, lp, a.domain, t);
-}
-
-struct bypass_ctx {
-	const char	*sender, *sender_domain, *rcpt, *rcpt_domain, *ip;
-	bool		 match;
+/* What the policy engine keeps of one of net's sessions. */
+struct sess {
+	struct sess		*next;
+	uint64_t		 id;
+	struct policy_session	 ps;
 };
 
-static void
-bypass_row(void *arg, int ncols, const char *const *cols)
-{
-	struct bypass_ctx	*b = arg;
-	const char		*e = cols[0];
+static struct sess	*sessions[SESS_BUCKETS];
 
-	if (ncols < 1 || b->match)
-		return;
-	if (*e == '@')
-		e++;
-	b->match = strcasecmp(e, b->sender) == 0 ||
-	    strcasecmp(e, b->sender_domain) == 0 ||
-	    strcasecmp(e, b->rcpt) == 0 ||
-	    strcasecmp(e, b->rcpt_domain) == 0 || ipmatch(e, b->ip) == 1;
+static struct sess **
+sess_slot(uint64_t id)
+{
+	struct sess	**sp;
+
+	for (sp = &sessions[id % SESS_BUCKETS]; *sp != NULL;
+	    sp = &(*sp)->next)
+		if ((*sp)->id == id)
+			break;
+	return sp;
 }
 
-/*
- * R3.2: an authenticated session may send only as its account, one of
- * its aliases or an address granted to it, unless an entry of the
- * auth-mismatch bypass list (R3.3) names the sender, the recipient,
- * their domains or the client's address.  -1 on a store error.
- *
- * XXX The policy engine (SPEC section 3) will take this over, with its
- * interval table for the address entries.
- */
-static int
-sender_denied(uint64_t session, const char *sender, const char *lp,
-    const char *domain, const char *ip)
+static struct sess *
+sess_find(uint64_t id)
 {
-	struct bypass_ctx	 b = { .ip = ip };
-	const char		*user = auth_session_user(session), *at;
-	char			 rcpt[ADDR_PATH_MAX + 2], err[256];
-	int			 owned;
-
-	if (user == NULL || *sender == '\0' ||
-	    !st.conf->relay.reject_auth_sender_mismatch)
-		return 0;
-	if ((owned = db_sender_owned(st.db, user, sender)) != 0)
-		return owned == 1 ? 0 : -1;
-	snprintf(rcpt, sizeof(rcpt), "%s@%s", lp, domain);
-	at = strrchr(sender, '@');
-	b.sender = sender;
-	b.sender_domain = at != NULL ? at + 1 : "";
-	b.rcpt = rcpt;
-	b.rcpt_domain = domain;
-	if (db_view(st.db, DB_VIEW_BYPASS_AUTH_MISMATCH, bypass_row, &b, err,
-	    sizeof(err)) == -1)
-		return -1;
-	return b.match ? 0 : 1;
+	return *sess_slot(id);
 }
 
 static void
-do_rcpt_lookup(struct ipc_msg *m)
+sess_end(uint64_t id)
 {
-	const char		*local_part, *domain, *sender, *ip;
-	struct db_targets	 t;
-	int			 denied;
+	struct sess	**sp = sess_slot(id), *x = *sp;
 
-	local_part = ipc_get_str(m);
-	domain = ipc_get_str(m);
-	sender = ipc_get_str(m);
-	ip = ipc_get_str(m);
-	ipc_end(m);
-	if (local_part == NULL || domain == NULL || sender == NULL ||
-	    ip == NULL)
-		fatalx("store: null field in rcpt lookup");
-	if ((denied = sender_denied(m->id, sender, local_part, domain, ip))
-	    != 0) {
-		reply_u32(IMSG_RCPT_RESULT, m->id, denied == 1 ?
-		    RCPT_SENDER_DENIED : DB_RCPT_TEMPFAIL);
+	if (x == NULL)
 		return;
-	}
-	reply_u32(IMSG_RCPT_RESULT, m->id, resolve(local_part, domain, &t));
+	*sp = x->next;
+	policy_session_clear(&x->ps);
+	free(x);
+}
+
+static void
+policy_reply(uint64_t id, const struct policy_result *r)
+{
+	struct ipc_out	o;
+
+	ipc_out_init(&o);
+	ipc_put_u32(&o, r->action);
+	ipc_put_u32(&o, r->relay);
+	ipc_put_str(&o, r->check);
+	ipc_put_str(&o, r->reply);
+	ipc_send(st.net, IMSG_POLICY_RESULT, id, -1, &o);
+}
+
+static void
+do_policy(struct ipc_msg *m)
+{
+	struct policy_input	 in = { NULL, false };
+	struct policy_result	 res;
+	struct sess		*x, **sp;
+	const char		*ip, *helo;
+	uint32_t		 stage, profile;
+
+	stage = ipc_get_u32(m);
+	if (stage == POLICY_CONNECT) {
+		ip = ipc_get_str(m);
+		profile = ipc_get_u32(m);
+		ipc_end(m);
+		if (ip == NULL || profile > PROFILE_POP3S)
+			fatalx("store: bad connect from net");
+		if (*(sp = sess_slot(m->id)) != NULL)
+			fatalx("store: session %llu connects twice",
+			    (unsigned long long)m->id);
+		x = xcalloc(1, sizeof(*x));
+		x->id = m->id;
+		policy_session_init(&x->ps, ip, profile);
+		*sp = x;
+	} else if (stage == POLICY_MAIL || stage == POLICY_RCPT) {
+		if ((x = sess_find(m->id)) == NULL)
+			fatalx("store: policy request for unknown session");
+		if (stage == POLICY_MAIL) {
+			helo = ipc_get_str(m);
+			if (helo == NULL)
+				fatalx("store: null helo from net");
+			strlcpy(x->ps.helo, helo, sizeof(x->ps.helo));
+		}
+		in.path = ipc_get_str(m);
+		if (stage == POLICY_MAIL)
+			in.utf8 = ipc_get_u32(m) != 0;
+		else
+			in.utf8 = x->ps.utf8;
+		ipc_end(m);
+		if (in.path == NULL)
+			fatalx("store: null path from net");
+	} else
+		fatalx("store: policy stage %u from net", stage);
+	snprintf(x->ps.auth, sizeof(x->ps.auth), "%s",
+	    auth_session_user(m->id) ? auth_session_user(m->id) : "");
+	policy_run(st.policy, stage, &x->ps, in.path ? &in : NULL, &res,
+	    NULL, NULL);
+	policy_reply(m->id, &res);
 }
 
 static void
@@ -213,34 +215,38 @@ add_targets(struct envelope *env, const struct db_targets *t,
 }
 
 /*
- * Add the targets of one recipient; -1 (and a log line) if it does not
- * resolve now as it did at RCPT time.  A recipient outside the local
- * domains is taken only from a session that store itself saw
- * authenticate (relay, R3.6).
+ * Add the targets of one recipient; -1 (and a log line) if the policy
+ * engine did not accept it in this transaction, or it does not resolve
+ * now as it did then.  A recipient outside the local domains is queued
+ * only when the engine accepted it for relay (R3.6).
  */
 static int
-add_rcpt(struct envelope *env, const char *local_part, const char *domain,
-    const char *given, bool relay)
+add_rcpt(struct envelope *env, const struct policy_session *ps,
+    const char *path)
 {
 	struct db_targets	 t;
 	struct mailaddr		 a;
-	enum db_rcpt		 r;
+	char			 lp[ADDR_LOCAL_MAX + 1];
+	bool			 relay;
+	enum db_rcpt		 r = DB_RCPT_UNKNOWN;
 
-	const char		*errstr;
-
-	r = resolve(local_part, domain, &t);
-	/* Remote local parts keep their case: the address as given. */
-	if (r == DB_RCPT_NOT_LOCAL && relay && (addr_parse(given, true, &a,
-	    &errstr) == 0 || canon(local_part, domain, &a) == 0)) {
-		store_envelope_add(env, &a, given);
-		return 0;
-	}
-	if (r != DB_RCPT_OK) {
-		log_warn("queue qid=%s event=commit-refused rcpt=<%s@%s> "
-		    "lookup=%d", env->qid, local_part, domain, (int)r);
+	if (policy_rcpt_parse(st.policy, path, ps->utf8, &a, lp,
+	    sizeof(lp)) == -1 ||
+	    !policy_rcpt_accepted(ps, lp, a.domain, &relay)) {
+		log_warn("queue qid=%s event=commit-refused reason=\"recipient "
+		    "not accepted at RCPT\"", env->qid);
 		return -1;
 	}
-	add_targets(env, &t, given);
+	if (relay) {
+		store_envelope_add(env, &a, path);
+		return 0;
+	}
+	if ((r = db_rcpt_resolve(st.db, lp, a.domain, &t)) != DB_RCPT_OK) {
+		log_warn("queue qid=%s event=commit-refused rcpt=<%s@%s> "
+		    "lookup=%d", env->qid, lp, a.domain, (int)r);
+		return -1;
+	}
+	add_targets(env, &t, path);
 	return 0;
 }
 
@@ -273,8 +279,9 @@ do_spool_commit(struct ipc_msg *m)
 {
 	struct envelope		 env;
 	struct commit_ctx	*c;
+	struct sess		*x;
 	uint32_t		 i, n;
-	const char		*lp, *dom, *given;
+	const char		*path;
 	bool			 bad = false;
 
 	memset(&env, 0, sizeof(env));
@@ -288,14 +295,16 @@ do_spool_commit(struct ipc_msg *m)
 	env.smtputf8 = ipc_get_u32(m) != 0;
 	env.time = time(NULL);
 	n = ipc_get_u32(m);
+	if ((x = sess_find(m->id)) == NULL || !x->ps.in_tx ||
+	    strcasecmp(env.from, x->ps.sender) != 0) {
+		log_warn("queue qid=%s event=commit-refused reason=\"sender "
+		    "not accepted at MAIL\"", env.qid);
+		bad = true;
+	}
 	for (i = 0; i < n; i++) {
-		lp = ipc_get_str(m);
-		dom = ipc_get_str(m);
-		given = ipc_get_str(m);
-		if (lp == NULL || dom == NULL || given == NULL)
+		if ((path = ipc_get_str(m)) == NULL)
 			fatalx("store: null field in commit");
-		if (!bad && add_rcpt(&env, lp, dom, given,
-		    auth_session_user(m->id) != NULL) == -1)
+		if (!bad && add_rcpt(&env, &x->ps, path) == -1)
 			bad = true;
 	}
 	ipc_end(m);
@@ -331,8 +340,8 @@ net_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 	if (m->fd != -1)
 		fatalx("store: unexpected descriptor from net");
 	switch (m->type) {
-	case IMSG_RCPT_LOOKUP:
-		do_rcpt_lookup(m);
+	case IMSG_POLICY:
+		do_policy(m);
 		break;
 	case IMSG_SPOOL_OPEN:
 		do_spool_open(m);
@@ -349,10 +358,42 @@ net_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 	case IMSG_SESSION_END:
 		ipc_end(m);
 		auth_session_end(m->id);
+		sess_end(m->id);
+		break;
+	case IMSG_AUTH_END:
+		ipc_end(m);
+		auth_session_end(m->id);
 		break;
 	default:
 		fatalx("store: unknown message %u from net", m->type);
 	}
+}
+
+/* Host names of the trusted list: looked up again as TTLs run out. */
+static void
+resolve_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval	tv = { 10, 0 };
+
+	policy_reload(st.policy, false);
+	policy_resolve(st.policy, st.resolver);
+	evtimer_add(st.resolve_tick, &tv);
+}
+
+static void
+policy_start(struct conf *conf)
+{
+	char	err[256];
+
+	st.policy = policy_new(conf, st.db);
+	if (policy_reload(st.policy, true) == -1)
+		fatalx("store: cannot read the policy lists");
+	if ((st.resolver = resolver_new(st.base, conf->dns.servers.v,
+	    conf->dns.servers.n, err,
+	    sizeof(err))) == NULL)
+		fatalx("store: resolver: %s", err);
+	st.resolve_tick = evtimer_new(st.base, resolve_tick, NULL);
+	resolve_tick(-1, 0, NULL);
 }
 
 static void
@@ -391,6 +432,7 @@ store_main(struct conf *conf)
 	pickup_start(st.base, st.queue, conf);
 	st.net = ipc_new(st.base, ROLE_FD_PEER, "net", net_dispatch, NULL);
 	auth_init(st.db, st.pool, st.net);
+	policy_start(conf);
 	sigterm = evsignal_new(st.base, SIGTERM, on_signal, NULL);
 	sigint = evsignal_new(st.base, SIGINT, on_signal, NULL);
 	evsignal_add(sigterm, NULL);

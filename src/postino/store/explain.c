@@ -1,0 +1,74 @@
+/*
+ * explain.c - print why: the policy engine's trace of one dialogue.
+ *
+ *	connect  devices          DUNNO     mx listener
+ *	connect  => 220 mx.example ESMTP postino
+ *	mail     submission-auth  DUNNO     mx listener: AUTH not required
+ *	...
+ *	final: 550 5.7.1 <a@example.org> Relay access denied
+ *
+ * A check after the one that decided is listed as "-": not reached.
+ */
+#include <string.h>
+
+#include "compat.h"
+#include "explain.h"
+
+static void
+trace_line(void *arg, enum policy_stage stage, const char *check,
+    enum policy_action a, const char *detail)
+{
+	FILE	*f = arg;
+
+	fprintf(f, "%-8s %-16s %-9s %s\n", policy_stage_name(stage), check,
+	    detail == NULL ? "-" : policy_action_name(a),
+	    detail == NULL ? "not reached" : detail);
+}
+
+static bool
+step(struct policy *p, enum policy_stage stage, struct policy_session *s,
+    const char *path, struct policy_result *res, FILE *f)
+{
+	struct policy_input	in = { path, false };
+
+	policy_run(p, stage, s, path != NULL ? &in : NULL, res, trace_line, f);
+	fprintf(f, "%-8s => %s\n", policy_stage_name(stage), res->reply);
+	return res->action == POLICY_ACCEPT;
+}
+
+enum policy_action
+explain(struct policy *p, const struct explain_req *q, FILE *f)
+{
+	struct policy_session	s;
+	struct policy_result	res;
+	size_t			i;
+
+	policy_session_init(&s, q->ip, q->profile);
+	if (step(p, POLICY_CONNECT, &s, NULL, &res, f)) {
+		strlcpy(s.helo, q->helo ? q->helo : "explain.invalid",
+		    sizeof(s.helo));
+		if (q->auth != NULL)
+			strlcpy(s.auth, q->auth, sizeof(s.auth));
+		if (step(p, POLICY_MAIL, &s, q->from, &res, f))
+			for (i = 0; i < q->nto; i++)
+				step(p, POLICY_RCPT, &s, q->to[i], &res, f);
+	}
+	fprintf(f, "final: %s\n", res.reply);
+	policy_session_clear(&s);
+	return res.action;
+}
+
+const char *
+explain_path(const char *arg, char *buf, size_t size)
+{
+	size_t	len = strlen(arg);
+
+	if (len >= 2 && arg[0] == '<' && arg[len - 1] == '>') {
+		if (len - 2 >= size)
+			return arg;
+		memcpy(buf, arg + 1, len - 2);
+		buf[len - 2] = '\0';
+		return buf;
+	}
+	return arg;
+}
