@@ -22,6 +22,10 @@ if [ ! -s run/demo-password ]; then
 		printf '%s\n' "$pw" > run/demo-password
 	fi
 fi
+# RFC 5321 4.5.1: postmaster must reach someone; here, the demo user.
+if ! $ADMIN alias list 2>/dev/null | grep -q '^postmaster@example.test'; then
+	$ADMIN alias add postmaster@example.test demo@example.test
+fi
 cat <<MSG
 postino: demo account demo@example.test, password $(cat run/demo-password)
 postino: mx 127.0.0.1:2525, submission 127.0.0.1:2587 (STARTTLS),

@@ -731,6 +731,10 @@ check_relay(struct run *r)
 	if (!r->literal &&
 	    (r->local = db_domain_local(r->p->db, r->to.domain)) == -1)
 		return store_error(r);
+	if (r->to.flags & ADDR_F_POSTMASTER) {
+		detail(r, "<postmaster> is never relayed");
+		return POLICY_DUNNO;
+	}
 	if (r->local == 1 && !r->trick) {
 		detail(r, "%s is a local domain", r->to.domain);
 		return POLICY_DUNNO;
@@ -780,7 +784,10 @@ check_recipient(struct run *r)
 		detail(r, "no account, alias or catch-all for %s", r->addr);
 		return reply(r, POLICY_REJECT, "550 5.1.1 <%s> User unknown",
 		    r->given);
-	case DB_RCPT_NOT_LOCAL:		/* the domain went meanwhile */
+	case DB_RCPT_NOT_LOCAL:		/* <postmaster> with no local domain */
+		detail(r, "%s is not a local domain", r->to.domain);
+		return reply(r, POLICY_REJECT, "550 5.1.1 <%s> User unknown",
+		    r->given);
 	case DB_RCPT_TEMPFAIL:
 	default:
 		return store_error(r);
@@ -828,6 +835,33 @@ mail_begin(struct run *r, const struct policy_input *in)
 	return 0;
 }
 
+/*
+ * "<postmaster>" (RFC 5321 4.5.1: it must be accepted) is the postmaster
+ * of the first local domain among the host name, its parent domains
+ * (mx.example.org, then example.org) and the domain of [delivery]
+ * failed_mail; of the host name if none is local.  It is never relayed.
+ */
+static void
+postmaster_domain(const struct policy *p, char *domain, size_t size)
+{
+	const char	*h = p->conf->hostname, *d;
+	const char	*at = strrchr(p->conf->delivery.failed_mail, '@');
+
+	strlcpy(domain, h, size);
+	for (d = h; d != NULL && strchr(d, '.') != NULL;
+	    d = strchr(d, '.') + 1)
+		if (db_domain_local(p->db, d) == 1) {
+			strlcpy(domain, d, size);
+			goto out;
+		}
+	if (at != NULL && db_domain_local(p->db, at + 1) == 1)
+		strlcpy(domain, at + 1, size);
+out:
+	for (; *domain != '\0'; domain++)
+		if (*domain >= 'A' && *domain <= 'Z')
+			*domain += 'a' - 'A';
+}
+
 int
 policy_rcpt_parse(const struct policy *p, const char *path, bool utf8,
     struct mailaddr *a, char *lp, size_t size)
@@ -837,7 +871,7 @@ policy_rcpt_parse(const struct policy *p, const char *path, bool utf8,
 	if (parse_path(&in, a) == -1 || (a->flags & ADDR_F_NULL))
 		return -1;
 	if (a->flags & ADDR_F_POSTMASTER)
-		strlcpy(a->domain, p->conf->hostname, sizeof(a->domain));
+		postmaster_domain(p, a->domain, sizeof(a->domain));
 	return addr_local_fold(a, lp, size);
 }
 

@@ -162,6 +162,9 @@ do_policy(struct ipc_msg *m)
 	policy_run(st.policy, stage, &x->ps, in.path ? &in : NULL, &res,
 	    NULL, NULL);
 	policy_reply(m->id, &res);
+	/* a host name the reload just found is looked up now */
+	if (stage != POLICY_RCPT)
+		policy_resolve(st.policy, st.resolver);
 }
 
 static void
