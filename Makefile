@@ -104,7 +104,7 @@ fuzz: deps fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
 # Measurement tools (docs/benchmarks.md).
-.PHONY: bench-tools crashtest bench
+.PHONY: bench-tools crashtest bench bench-policy
 bench-tools: build/loadgen
 build/loadgen: bench/loadgen.c
 	@mkdir -p build
@@ -117,8 +117,15 @@ crashtest: all build/loadgen
 
 # Benchmarks print numbers and never fail the build (docs/benchmarks.md).
 QUICK ?= 0
-bench: deps all build/loadgen
+bench: deps all build/loadgen $(B)/policy_bench
 	@QUICK=$(QUICK) POSTINO_BUILD=$(B) /usr/bin/python3 bench/bench.py
+
+# The policy engine's decisions, timed; linked like a unit test.
+bench-policy: $(B)/policy_bench
+	@$(B)/policy_bench
+$(B)/policy_bench: $(B)/obj/bench/policy_bench.o $(TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 clean:
 	rm -rf build

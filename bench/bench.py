@@ -25,6 +25,8 @@ Then the memory each server holds with 1,000 and 10,000 idle
 connections (they read the greeting and send nothing), and the disk's
 rate of write(1 KB)+fsync+rename+fsync(dir), the ceiling for a durable
 queue.  Prints one markdown table and writes it to build/bench.md.
+Last, it runs build/policy_bench (make bench-policy), if built, and
+prints its lines as they are.
 
 Standard library only.  Only loopback; every load and wait is bounded
 in count and time; only processes started here are signalled, by PID
@@ -787,6 +789,20 @@ def render(results, idle, disk, meta):
     return "\n".join(L) + "\n"
 
 
+def policy_bench():
+    """The policy engine's decisions, timed (bench/policy_bench.c): its
+    output as it is, or nothing if it is not built."""
+    exe = os.path.join(BUILD, "policy_bench")
+    if not os.access(exe, os.X_OK):
+        return
+    try:
+        r = subprocess.run([exe], capture_output=True, text=True, timeout=300)
+        out = r.stdout + r.stderr
+    except (OSError, subprocess.SubprocessError) as e:
+        out = "policy_bench: %r" % (e,)
+    print(out.rstrip())
+
+
 # --------------------------------------------------------------------
 
 def on_term(signum, frame):
@@ -908,6 +924,7 @@ def main():
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         f.write(table)
+    policy_bench()
     return 0
 
 

@@ -76,7 +76,8 @@ static const char schema[] =
 /* Every statement, prepared once on first use. */
 enum q {
 	Q_DOMAIN_GET, Q_DOMAIN_ADD, Q_DOMAIN_DEL, Q_DOMAIN_ACCOUNTS,
-	Q_DOMAIN_ALIASES, Q_ACCOUNT_GET, Q_ACCOUNT_ADD, Q_ACCOUNT_PASSWD,
+	Q_DOMAIN_ALIASES, Q_ACCOUNT_GET, Q_ACCOUNT_EXISTS, Q_ACCOUNT_ADD,
+	Q_ACCOUNT_PASSWD,
 	Q_ACCOUNT_ENABLED, Q_ACCOUNT_SMTP_AUTH, Q_ACCOUNT_DEL,
 	Q_ACCOUNT_ALIASES, Q_SEND_AS_ADD, Q_ALIAS_TARGETS, Q_ALIAS_ADD,
 	Q_ALIAS_DEL, Q_ALIAS_DEL_ALL, Q_REDIRECT_ADD, Q_REDIRECT_DEL,
@@ -92,6 +93,8 @@ static const char *const sqls[Q_MAX] = {
 	[Q_DOMAIN_ACCOUNTS] = "SELECT count(*) FROM accounts WHERE domain = ?1",
 	[Q_DOMAIN_ALIASES] = "SELECT count(*) FROM aliases WHERE "
 	    "substr(address, -length(?1) - 1) = '@' || ?1",
+	/* answered from the address index alone */
+	[Q_ACCOUNT_EXISTS] = "SELECT 1 FROM accounts WHERE address = ?1",
 	[Q_ACCOUNT_GET] = "SELECT password_hash, enabled, smtp_auth "
 	    "FROM accounts WHERE address = ?1",
 	[Q_ACCOUNT_ADD] = "INSERT INTO accounts (address, domain, local_part, "
@@ -511,7 +514,7 @@ expand(struct resolve *r, const char *key, int depth)
 			target_add(r->t, local, at + 1, false);
 		return;
 	}
-	if ((found = exists(r->db, Q_ACCOUNT_GET, key)) != 0) {
+	if ((found = exists(r->db, Q_ACCOUNT_EXISTS, key)) != 0) {
 		if (found == -1)
 			r->failed = 1;
 		else
@@ -539,10 +542,13 @@ db_rcpt_resolve(struct db *db, const char *local_part, const char *domain,
 	snprintf(key, sizeof(key), "%s@%s", local_part, domain);
 	if (fold(key, KEY_MAX, key) == -1)
 		return DB_RCPT_UNKNOWN;
-	if ((r = calloc(1, sizeof(*r))) == NULL)
+	/* not calloc: seen[] is 80 KB, and only its first nseen count */
+	if ((r = malloc(sizeof(*r))) == NULL)
 		return DB_RCPT_TEMPFAIL;
 	r->db = db;
 	r->t = t;
+	r->nseen = 0;
+	r->failed = 0;
 	expand(r, key, 0);
 	if (r->failed)
 		res = DB_RCPT_TEMPFAIL;
