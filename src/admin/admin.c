@@ -667,19 +667,32 @@ set_del(struct admin *a, enum db_set set, const char *entry)
 	return db_result(db_set_del(a->db, set, entry, err, sizeof(err)), err);
 }
 
+/* A host name may be written fully qualified: "relay.example.org." */
+static char *
+strip_root_dot(char *s)
+{
+	size_t	len = strlen(s);
+
+	if (len > 1 && s[len - 1] == '.')
+		s[len - 1] = '\0';
+	return s;
+}
+
 static int
 do_trusted_add(struct admin *a, int argc, char **argv)
 {
-	if (!ip_entry_valid(argv[0]) && !host_valid(argv[0]))
+	char	*e = strip_root_dot(argv[0]);
+
+	if (!ip_entry_valid(e) && !host_valid(e))
 		return refuse("'%s' is not an IP address, CIDR, range "
-		    "(192.168.0.1-50) or host name", argv[0]);
-	return set_add(a, DB_SET_TRUSTED, argv[0]);
+		    "(192.168.0.1-50) or host name", e);
+	return set_add(a, DB_SET_TRUSTED, e);
 }
 
 static int
 do_trusted_del(struct admin *a, int argc, char **argv)
 {
-	return set_del(a, DB_SET_TRUSTED, argv[0]);
+	return set_del(a, DB_SET_TRUSTED, strip_root_dot(argv[0]));
 }
 
 static int

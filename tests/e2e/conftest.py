@@ -341,11 +341,15 @@ class Postino:
 
     # -- clients --------------------------------------------------------
 
-    def connect(self, port=None, tls=False, timeout=IO_TIMEOUT, greeting=True):
+    def connect(self, port=None, tls=False, timeout=IO_TIMEOUT, greeting=True,
+                source=None):
         """A raw SMTP connection to the mx listener (or port); reads the
-        greeting and checks it unless greeting=False."""
+        greeting and checks it unless greeting=False.  source: a loopback
+        address (127.x.y.z) the client socket is bound to first, so that
+        the server sees the connection come from it."""
         port = port or self.mx_port
-        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                     source_address=(source, 0) if source else None)
         if tls:
             s = unverified_context().wrap_socket(s)
         c = SMTPConn(s, timeout=timeout)

@@ -64,7 +64,8 @@ struct pcase {
 typedef int	directive_fn(struct pcase *, int argc, char **argv,
 		    char *rest);
 
-static directive_fn	do_conf, do_domain, do_account, do_alias, do_send_as,
+static directive_fn	do_conf, do_domain, do_account, do_disable, do_alias,
+			do_send_as,
 			do_trusted, do_bypass, do_device, do_grant,
 			do_grant_expired, do_explain;
 
@@ -84,6 +85,7 @@ static const struct directive {
 	{ "conf",		0, do_conf,	"[SECTION.]KEY = VALUE" },
 	{ "domain",		1, do_domain,	"NAME" },
 	{ "account",		1, do_account,	"ADDR" },
+	{ "disable",		1, do_disable,	"ACCOUNT" },
 	{ "alias",		2, do_alias,	"ADDR|@DOMAIN TARGET" },
 	{ "send-as",		2, do_send_as,	"ACCOUNT ADDR" },
 	{ "trusted",		1, do_trusted,	"IP|CIDR|RANGE" },
@@ -197,6 +199,15 @@ do_alias(struct pcase *c, int argc, char **argv, char *rest)
 	char	err[256];
 
 	return stored(c, db_alias_add(c->db, argv[0], argv[1], err,
+	    sizeof(err)), err);
+}
+
+static int
+do_disable(struct pcase *c, int argc, char **argv, char *rest)
+{
+	char	err[256];
+
+	return stored(c, db_account_set(c->db, argv[0], "enabled", false, err,
 	    sizeof(err)), err);
 }
 

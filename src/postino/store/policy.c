@@ -72,6 +72,8 @@ struct run {
 	bool			 literal;	/* [192.0.2.1] */
 	bool			 trick;		/* % ! @ in the local part */
 	int			 local;		/* domain local: 1, 0, -1 */
+
+	struct db_cred		 cred;		/* MAIL: a grant's account */
 };
 
 typedef enum policy_action check_fn(struct run *);
@@ -563,7 +565,12 @@ check_authorized(struct run *r)
 		if ((g = db_popauth_find(r->p->db, s->ip, account,
 		    sizeof(account), &until)) == -1)
 			return store_error(r);
-		if (g == 1) {
+		/* the rights of SMTP AUTH as that account: not once it
+		 * has been disabled */
+		if (g == 1 && db_account_cred(r->p->db, account, false,
+		    &r->cred) == DB_AUTH_TEMPFAIL)
+			return store_error(r);
+		if (g == 1 && r->cred.usable) {
 			s->authz = AUTHZ_GRANT;
 			strlcpy(s->authz_by, account, sizeof(s->authz_by));
 			if (!r->p->conf->relay.pop_before_smtp_global)
