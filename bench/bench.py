@@ -57,7 +57,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "tests", "support"))
-from procs import children, free_port, private_master_cf, tree  # noqa: E402
+from procs import children, free_port, private_master_cf, private_postfix_etc, tree  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -366,16 +366,7 @@ class Postfix:
         os.mkdir(self.etc)
         os.mkdir(self.queue)        # root-owned; post-install fills it
         os.chmod(self.queue, 0o755)
-        # postfix-files and friends (read by post-install to create the
-        # queue directories) are copied, so nothing under the system's
-        # meta_directory is used for writing or permission fixing.
-        sysmeta = subprocess.run([POSTCONF, "-dh", "meta_directory"], capture_output=True,
-                                 text=True, timeout=30).stdout.strip() or "/etc/postfix"
-        for name in ("postfix-files", "dynamicmaps.cf"):
-            if os.path.exists(os.path.join(sysmeta, name)):
-                shutil.copy(os.path.join(sysmeta, name), self.etc)
-        for name in ("postfix-files.d", "dynamicmaps.cf.d"):
-            os.mkdir(os.path.join(self.etc, name))
+        sysmeta = private_postfix_etc(self.etc, POSTCONF)
         # Deliver as the user postino stores mail as (or nobody).
         for u in ("postino", "nobody"):
             try:

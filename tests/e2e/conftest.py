@@ -660,12 +660,24 @@ def server(make_server):
     return make_server()
 
 
-@pytest.fixture(scope="module")
-def shared_server(request):
-    """One default server for a whole module of tests that do not change
-    its state (its log is printed with each failed test that used it)."""
-    p = new_server(start=False)
-    request.module._shared_server = p
+def extra_ports(p, n):
+    """n free loopback ports besides the server's own listeners."""
+    taken = {p.mx_port, p.subs_port}
+    ports = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in taken:
+            taken.add(port)
+            ports.append(port)
+    return ports
+
+
+def serve_module(request, p, fixture):
+    """The body of a module-scoped server fixture named fixture: start p,
+    yield it, stop it.  _module_server_log prints its log with each
+    failed test that used the fixture."""
+    servers = request.module.__dict__.setdefault("_module_servers", {})
+    servers[fixture] = p
     try:
         p.start()
     except BaseException:
@@ -676,11 +688,19 @@ def shared_server(request):
 
 
 @pytest.fixture(autouse=True)
-def _shared_server_log(request):
+def _module_server_log(request):
     yield
-    p = getattr(request.module, "_shared_server", None)
-    if p is not None and "shared_server" in request.fixturenames and _failed(request):
-        sys.stdout.write("\n===== postino log (%s) =====\n%s\n" % (p.dir, p.read_log()))
+    servers = getattr(request.module, "_module_servers", {})
+    for fixture, p in servers.items():
+        if fixture in request.fixturenames and _failed(request):
+            sys.stdout.write("\n===== postino log (%s) =====\n%s\n" % (p.dir, p.read_log()))
+
+
+@pytest.fixture(scope="module")
+def shared_server(request):
+    """One default server for a whole module of tests that do not change
+    its state (its log is printed with each failed test that used it)."""
+    yield from serve_module(request, new_server(start=False), "shared_server")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -21,7 +21,7 @@ import socket
 import subprocess
 import time
 
-from procs import free_port, pid_alive, private_master_cf
+from procs import free_port, pid_alive, private_master_cf, private_postfix_etc
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 POSTCONF = shutil.which("postconf") or "/usr/sbin/postconf"
@@ -62,16 +62,7 @@ class PostfixPeer:
         os.mkdir(self.etc)
         os.mkdir(self.queue)            # root-owned; post-install fills it
         os.chmod(self.queue, 0o755)
-        # postfix-files and friends are read by post-install when it
-        # creates the queue directories: copies, so that nothing under
-        # the system's meta_directory is written or re-permissioned.
-        sysmeta = subprocess.run([POSTCONF, "-dh", "meta_directory"], capture_output=True,
-                                 text=True, timeout=30).stdout.strip() or "/etc/postfix"
-        for name in ("postfix-files", "dynamicmaps.cf"):
-            if os.path.exists(os.path.join(sysmeta, name)):
-                shutil.copy(os.path.join(sysmeta, name), self.etc)
-        for name in ("postfix-files.d", "dynamicmaps.cf.d"):
-            os.mkdir(os.path.join(self.etc, name))
+        sysmeta = private_postfix_etc(self.etc, POSTCONF)
         nexthop = "[127.0.0.1]:%d" % relay_port
         self.sasl_file = os.path.join(self.etc, "sasl_passwd")
         with open(self.sasl_file, "w") as f:

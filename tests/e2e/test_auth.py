@@ -24,7 +24,6 @@ import shutil
 import smtplib
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -32,7 +31,7 @@ import uuid
 import pytest
 
 from conftest import (AUTH_LINE, DEMO, DEMO_PASSWORD, EHLO_PLAIN, EHLO_TLS, HOSTNAME, SENDER,
-                      _failed, _finish, dot_stuff, free_port, new_server, split_received, unfold,
+                      dot_stuff, extra_ports, new_server, serve_module, split_received, unfold,
                       unverified_context)
 from postfix_peer import PostfixPeer
 
@@ -83,14 +82,7 @@ def srv(request):
     extra listeners `submission` (srv.sub_port) and `clear`
     (srv.clear_port)."""
     p = new_server(accounts=(DEMO, OFF, DISABLED), start=False)
-    taken = {p.mx_port, p.subs_port}
-    ports = []
-    while len(ports) < 2:
-        port = free_port()
-        if port not in taken:
-            taken.add(port)
-            ports.append(port)
-    p.sub_port, p.clear_port = ports
+    p.sub_port, p.clear_port = extra_ports(p, 2)
     p.extra_config = (
         "[listener submission]\n"
         "listen = 127.0.0.1:%d\n"
@@ -100,22 +92,7 @@ def srv(request):
         "profile = submission\n"
         "auth_plaintext_without_tls = yes\n" % (p.sub_port, p.clear_port))
     p.write_config()
-    request.module._auth_server = p
-    try:
-        p.start()
-    except BaseException:
-        _finish([p], True)
-        raise
-    yield p
-    _finish([p], False)
-
-
-@pytest.fixture(autouse=True)
-def _auth_server_log(request):
-    yield
-    p = getattr(request.module, "_auth_server", None)
-    if p is not None and "srv" in request.fixturenames and _failed(request):
-        sys.stdout.write("\n===== postino log (%s) =====\n%s\n" % (p.dir, p.read_log()))
+    yield from serve_module(request, p, "srv")
 
 
 # --------------------------------------------------------------------

@@ -8,11 +8,10 @@ MAIL, each RCPT -- and the final line with the last of them.
 """
 import base64
 import re
-import sys
 
 import pytest
 
-from conftest import DEMO, DEMO_PASSWORD, SENDER, _failed, _finish, free_port, new_server
+from conftest import DEMO, DEMO_PASSWORD, SENDER, extra_ports, new_server, serve_module
 
 HELO = "client.example.org"
 REMOTE = "friend@example.org"
@@ -34,14 +33,7 @@ def srv(request):
     srv.sub_port, a devices listener on srv.dev_port, TRUSTED trusted,
     DEVICE registered, a grant of demo's for GRANTED."""
     p = new_server(start=False)
-    taken = {p.mx_port, p.subs_port}
-    ports = []
-    while len(ports) < 2:
-        port = free_port()
-        if port not in taken:
-            taken.add(port)
-            ports.append(port)
-    p.sub_port, p.dev_port = ports
+    p.sub_port, p.dev_port = extra_ports(p, 2)
     p.extra_config = ("[listener submission]\nlisten = 127.0.0.1:%d\nprofile = submission\n"
                       "[listener devices]\nlisten = 127.0.0.1:%d\nprofile = devices\n"
                       % (p.sub_port, p.dev_port))
@@ -51,22 +43,7 @@ def srv(request):
     p.admin("popauth", "grant", DEMO, GRANTED)
     p.add_alias("sales@example.test", DEMO)
     p.add_alias("postmaster@example.test", DEMO)
-    request.module._explain_server = p
-    try:
-        p.start()
-    except BaseException:
-        _finish([p], True)
-        raise
-    yield p
-    _finish([p], False)
-
-
-@pytest.fixture(autouse=True)
-def _explain_server_log(request):
-    yield
-    p = getattr(request.module, "_explain_server", None)
-    if p is not None and "srv" in request.fixturenames and _failed(request):
-        sys.stdout.write("\n===== postino log (%s) =====\n%s\n" % (p.dir, p.read_log()))
+    yield from serve_module(request, p, "srv")
 
 
 def explain(p, ip, sender, rcpts, listener=None, auth=None, helo=HELO):

@@ -5,7 +5,9 @@ servers they start, read from /proc.  Standard library only, so that
 scripts run without pytest can import it too.
 """
 import os
+import shutil
 import socket
+import subprocess
 import time
 
 
@@ -98,3 +100,19 @@ def private_master_cf(proto_path, port, smtpd_limit=None, drop=()):
         fl[4] = "n"
         out.append("  ".join(fl))
     return "\n".join(out) + "\n"
+
+
+def private_postfix_etc(etc, postconf):
+    """Copies of postfix-files and friends in a private Postfix's etc
+    (read by post-install when it creates the queue directories), so
+    nothing under the system's meta_directory is written or
+    re-permissioned.  Returns the system's meta_directory (its
+    master.cf.proto is the private master.cf's template)."""
+    sysmeta = subprocess.run([postconf, "-dh", "meta_directory"], capture_output=True,
+                             text=True, timeout=30).stdout.strip() or "/etc/postfix"
+    for name in ("postfix-files", "dynamicmaps.cf"):
+        if os.path.exists(os.path.join(sysmeta, name)):
+            shutil.copy(os.path.join(sysmeta, name), etc)
+    for name in ("postfix-files.d", "dynamicmaps.cf.d"):
+        os.mkdir(os.path.join(etc, name))
+    return sysmeta

@@ -95,7 +95,7 @@ struct smtp_session {
 	struct event			*linger;	/* closing under TLS */
 	struct event			*pregreet;	/* timeout_greeting */
 	bool				 banner_due;	/* pregreet is over */
-	char				 banner[POLICY_REPLY_MAX];
+	char				*banner;	/* until it is sent */
 	unsigned int			 linger_ticks;
 	unsigned int			 errors;
 	char				 helo[256];
@@ -283,6 +283,7 @@ session_free(struct smtp_session *s)
 	if (s->pregreet != NULL)
 		event_free(s->pregreet);
 	bufferevent_free(s->bev);
+	free(s->banner);
 	free(s->rcpts);
 	free(s->wbuf);
 	free(s);
@@ -691,16 +692,39 @@ do_mail(struct smtp_session *s, const char *arg)
 	s->wait = W_MAIL;
 }
 
+/*
+ * "status=550 dsn=5.7.1" of a policy reply for the log: its text holds
+ * the client's addresses, already logged (escaped) beside it.
+ */
+static const char *
+reply_codes(const char *text, char *buf, size_t size)
+{
+	size_t	i = 0, j;
+
+	if (strlen(text) < 3 || size < 24)
+		return "status=?";
+	j = (size_t)snprintf(buf, size, "status=%.3s", text);
+	if (text[3] == ' ') {
+		j += (size_t)snprintf(buf + j, size - j, " dsn=");
+		for (i = 4; i < 16 && j + 1 < size &&
+		    ((text[i] >= '0' && text[i] <= '9') || text[i] == '.');
+		    i++)
+			buf[j++] = text[i];
+		buf[j] = '\0';
+	}
+	return buf;
+}
+
 static void
 mail_result(struct smtp_session *s, enum policy_action a, const char *check,
     const char *text)
 {
-	char	esc[ADDR_PATH_MAX * 4];
+	char	esc[ADDR_PATH_MAX * 4], codes[32];
 
 	log_escape(s->from_given, strlen(s->from_given), esc, sizeof(esc));
 	if (a != POLICY_ACCEPT) {
-		slog(s, LOGL_INFO, "event=reject from=<%s> check=%s "
-		    "reply=\"%s\"", esc, check, text);
+		slog(s, LOGL_INFO, "event=reject from=<%s> check=%s %s", esc,
+		    check, reply_codes(text, codes, sizeof(codes)));
 		reply_error(s, text);
 		return;
 	}
@@ -739,13 +763,13 @@ static void
 rcpt_result(struct smtp_session *s, enum policy_action a, unsigned int relay,
     const char *check, const char *text)
 {
-	char	esc[ADDR_PATH_MAX * 4];
+	char	esc[ADDR_PATH_MAX * 4], codes[32];
 
 	log_escape(s->pending.given, strlen(s->pending.given), esc,
 	    sizeof(esc));
 	if (a != POLICY_ACCEPT) {
-		slog(s, LOGL_INFO, "event=reject to=<%s> check=%s "
-		    "reply=\"%s\"%s%s", esc, check, text,
+		slog(s, LOGL_INFO, "event=reject to=<%s> check=%s %s%s%s", esc,
+		    check, reply_codes(text, codes, sizeof(codes)),
 		    s->auth_user[0] ? " sasl_username=" : "", s->auth_user);
 		reply(s, "%s", text);
 		return;
@@ -1507,20 +1531,24 @@ send_banner(evutil_socket_t fd, short ev, void *arg)
 		return;
 	}
 	reply(s, "%s", s->banner);
+	free(s->banner);
+	s->banner = NULL;
 }
 
 static void
 connect_result(struct smtp_session *s, enum policy_action a,
     const char *check, const char *text)
 {
+	char	codes[32];
+
 	if (a != POLICY_ACCEPT) {
-		slog(s, LOGL_INFO, "event=reject check=%s reply=\"%s\"",
-		    check, text);
+		slog(s, LOGL_INFO, "event=reject check=%s %s", check,
+		    reply_codes(text, codes, sizeof(codes)));
 		reply(s, "%s", text);
 		session_close(s, check);
 		return;
 	}
-	strlcpy(s->banner, text, sizeof(s->banner));
+	s->banner = xstrdup(text);
 	if (s->banner_due || s->pregreet == NULL)
 		send_banner(-1, 0, s);
 }

@@ -53,6 +53,7 @@ struct policy {
 	struct policy_host	*hosts;
 	size_t			 nhosts;
 	size_t			 resolving;
+	time_t			 due;		/* next name to look up */
 	struct iptable		 devices;
 	struct bypass		 local_sender, auth_mismatch;
 };
@@ -250,6 +251,7 @@ trusted_row(void *arg, int ncols, const char *const *cols)
 	memset(h, 0, sizeof(*h));
 	strlcpy(h->name, cols[0], sizeof(h->name));
 	h->seen = true;
+	p->due = 0;		/* look it up at the next policy_resolve */
 }
 
 static void
@@ -370,6 +372,8 @@ resolved(void *arg, enum resolve_status st, const uint8_t (*addrs)[16],
 		ttl = RETRY_SECS;
 	}
 	h->expires = time(NULL) + ttl;
+	if (p->due == 0 || h->expires < p->due)
+		p->due = h->expires;
 	log_info("policy event=trusted-host name=%s addresses=%zu ttl=%u%s",
 	    h->name, h->naddrs, ttl, st == RESOLVE_OK ? "" :
 	    st == RESOLVE_NXDOMAIN ? " status=nxdomain" : " status=tempfail");
@@ -384,9 +388,18 @@ policy_resolve(struct policy *p, struct resolver *res)
 	struct lookup		*l;
 	time_t			 now = time(NULL);
 
+	/* called for every connect and MAIL: mostly nothing is due */
+	if (p->due > now)
+		return;
+	p->due = 0;
 	for (h = p->hosts; h < p->hosts + p->nhosts; h++) {
-		if (h->pending || (h->expires != 0 && h->expires > now))
+		if (h->pending)
 			continue;
+		if (h->expires != 0 && h->expires > now) {
+			if (p->due == 0 || h->expires < p->due)
+				p->due = h->expires;
+			continue;
+		}
 		h->pending = true;
 		p->resolving++;
 		l = xcalloc(1, sizeof(*l));

@@ -45,7 +45,8 @@ enum policy_authz {
 	AUTHZ_DEVICE		/* registered device on its listener (R3.9) */
 };
 
-#define POLICY_REPLY_MAX	512
+/* a reply may quote two paths of ADDR_PATH_MAX octets */
+#define POLICY_REPLY_MAX	1024
 #define POLICY_DETAIL_MAX	512
 
 /* A recipient the engine accepted in the current transaction. */
