@@ -7,6 +7,7 @@
 #   make bench-tools  build build/loadgen (SMTP load client)
 #   make crashtest  SIGKILL postino under load CRASH_ROUNDS times, check the mail
 #   make bench      postino against a private Postfix (QUICK=1: about a minute)
+#   make fresh-check  a bare Debian 12 root: make run, swaks, make test
 
 SAN ?= 0
 ifeq ($(SAN),1)
@@ -26,8 +27,15 @@ CFLAGS	+= -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
 	   -D_GNU_SOURCE -pthread $(SANFLAGS) \
 	   -Isrc/lib -Isrc/mail -Isrc/postino -Isrc/postino/store \
 	   -Isrc/postino/net
+# The package flags are read when this file is parsed.  Every target a
+# user types first runs "deps" and then builds in a sub-make, which
+# parses this file again once the packages exist.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_OK     := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
+need_pkgs = $(if $(PKG_OK),,$(error pkg-config does not find every one \
+	of: $(PKGS). Run "sh scripts/install-deps.sh" as root, or "make" \
+	as root, which runs it))
 LDFLAGS	+= $(SANFLAGS) -pthread
 
 LIB_SRCS   := $(wildcard src/lib/*.c)
@@ -47,14 +55,16 @@ CORE_OBJS := $(call obj,$(LIB_SRCS) $(MAIL_SRCS))
 BINS	:= $(B)/postino $(B)/postino-admin $(B)/sendmail
 UNITS	:= $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps run test unit e2e fuzz fuzz-build clean docs
-all: $(BINS)
+.PHONY: all bins deps run test unit e2e fuzz fuzz-build clean docs
+all: deps
+	@$(MAKE) --no-print-directory bins
+bins: $(BINS)
 
 deps:
 	@sh scripts/install-deps.sh
 
 $(B)/obj/%.o: %.c
-	@mkdir -p $(dir $@)
+	@$(need_pkgs)mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(B)/postino: $(call obj,$(DAEMON_SRCS)) $(CORE_OBJS)
@@ -83,12 +93,13 @@ e2e: $(BINS)
 
 test: deps
 	@rm -f $(B)/unit.log $(B)/e2e.log
-	@$(MAKE) --no-print-directory all $(UNITS)
+	@$(MAKE) --no-print-directory bins $(UNITS)
 	@$(MAKE) --no-print-directory unit || true
 	@$(MAKE) --no-print-directory e2e || true
 	@sh tests/total.sh $(B)
 
-run: deps all
+run: deps
+	@$(MAKE) --no-print-directory bins
 	@sh scripts/run.sh $(B)
 
 # libFuzzer: clang only, each target with the parsers it exercises.
@@ -97,10 +108,11 @@ FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefin
 	       -Isrc/lib -Isrc/mail -Isrc/postino/store
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(MAIL_SRCS)
-	@mkdir -p build/fuzz
+	@$(need_pkgs)mkdir -p build/fuzz
 	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS)
 fuzz-build: $(FUZZERS)
-fuzz: deps fuzz-build
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
 # Measurement tools (docs/benchmarks.md).
@@ -111,24 +123,34 @@ build/loadgen: bench/loadgen.c
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
 
 CRASH_ROUNDS ?= 20
-crashtest: all build/loadgen
+crashtest: deps
+	@$(MAKE) --no-print-directory bins build/loadgen
 	@CRASH_ROUNDS=$(CRASH_ROUNDS) POSTINO_BUILD=$(B) /usr/bin/python3 \
 	    tests/crash/crashtest.py
 
 # Benchmarks print numbers and never fail the build (docs/benchmarks.md).
 QUICK ?= 0
-bench: deps all build/loadgen $(B)/policy_bench
+bench: deps
+	@$(MAKE) --no-print-directory bins build/loadgen $(B)/policy_bench
 	@QUICK=$(QUICK) POSTINO_BUILD=$(B) /usr/bin/python3 bench/bench.py
 
 # The policy engine's decisions, timed; linked like a unit test.
-bench-policy: $(B)/policy_bench
+bench-policy: deps
+	@$(MAKE) --no-print-directory $(B)/policy_bench
 	@$(B)/policy_bench
 $(B)/policy_bench: $(B)/obj/bench/policy_bench.o $(TEST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# A bare Debian 12 root, a clean clone, make run + swaks + make test in
+# it (README "Checking a fresh install").  FRESH_STEPS=build: packages
+# and make only.
+.PHONY: fresh-check
+fresh-check:
+	@FRESH_STEPS=$(FRESH_STEPS) sh scripts/fresh-check.sh
+
 clean:
-	rm -rf build
+	rm -rf --one-file-system build
 
 SHELL := /bin/bash
 .SECONDARY:

@@ -2,12 +2,24 @@
 # Install every Debian package that postino's build, tests and benchmarks
 # need.  Idempotent and quiet when everything is already present.  Also
 # creates the system users the daemon drops to when started as root.
+# "install-deps.sh fresh" adds what make fresh-check needs on the host.
+# Every failure is one line that says what to do; apt's own output goes
+# to a log file named in that line.
 set -eu
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	echo "install-deps: no dpkg-query: this is not Debian; install by" \
+	    "hand the packages listed in scripts/install-deps.sh" >&2
+	exit 1
+fi
 
 PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev
 libcrypt-dev libc-ares-dev openssl sqlite3 clang libclang-rt-14-dev
 python3 python3-pytest swaks libnet-ssleay-perl procps postfix
 gsasl curl dnsmasq-base"
+if [ "${1:-}" = fresh ]; then
+	PKGS="$PKGS mmdebstrap"
+fi
 
 missing=""
 for p in $PKGS; do
@@ -35,9 +47,19 @@ if [ -n "$missing" ]; then
 		    debconf-set-selections
 		;;
 	esac
-	apt-get update -qq >/dev/null
+	log=${TMPDIR:-/tmp}/postino-install-deps.log
+	if ! apt-get update -qq >"$log" 2>&1; then
+		echo "install-deps: apt-get update failed (network or" \
+		    "/etc/apt sources?); see $log" >&2
+		exit 1
+	fi
 	# shellcheck disable=SC2086
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	if ! apt-get install -y -qq --no-install-recommends $missing \
+	    >>"$log" 2>&1; then
+		echo "install-deps: apt-get could not install:$missing;" \
+		    "see $log" >&2
+		exit 1
+	fi
 fi
 
 # The store role runs as "postino", the network role as "postino-net";

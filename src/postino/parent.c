@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +45,40 @@ static struct {
 	pid_t		 net, store;
 } pa;
 
+/*
+ * The one line a newcomer reads when the port is taken or privileged:
+ * which address, where it is configured, and what to do.
+ */
+static void __attribute__((noreturn))
+bind_failed(const struct conf_listener *l, const struct sockaddr *sa)
+{
+	char		 host[INET6_ADDRSTRLEN] = "?";
+	const char	*hint = "";
+	int		 port = 0, e = errno;
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		port = ntohs(s6->sin6_port);
+	} else {
+		const struct sockaddr_in *s4 = (const void *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		port = ntohs(s4->sin_port);
+	}
+	if (e == EADDRINUSE)
+		hint = "; another server holds that port: stop it, or "
+		    "change listen";
+	else if (e == EACCES)
+		hint = "; ports below 1024 need root: start as root, or "
+		    "change listen";
+	else if (e == EADDRNOTAVAIL)
+		hint = "; no interface has that address: change listen";
+	fatalx("%s:%d: listener %s: cannot listen on %s%s%s:%d: %s%s",
+	    pa.conf_path, l->line, l->name, sa->sa_family == AF_INET6 ?
+	    "[" : "", host, sa->sa_family == AF_INET6 ? "]" : "", port,
+	    strerror(e), hint);
+}
+
 static int
 bind_one(const struct conf_listener *l, size_t i, unsigned int backlog)
 {
@@ -57,7 +92,7 @@ bind_one(const struct conf_listener *l, size_t i, unsigned int backlog)
 	if (sa->sa_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, sa, l->addrlens[i]) == -1)
-		fatal("listener %s: bind", l->name);
+		bind_failed(l, sa);
 	if (listen(fd, (int)backlog) == -1)
 		fatal("listener %s: listen", l->name);
 	return fd;
