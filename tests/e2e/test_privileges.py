@@ -81,3 +81,29 @@ def test_roles_users_not_root(server):
     for role, pid in pids.items():
         assert status_ids(pid, "Uid")[0] == me, role
         assert role_of(pid) in (None, "net", "store")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_data_dir_under_a_closed_directory():
+    """A checkout under /root (mode 0700) with make run: the data
+    directory sits below a directory the 'postino' user cannot enter.
+    The admin tool and the store enter it as root first; the store's
+    SQLite files must then open by their relative names."""
+    import smtplib
+    from conftest import DEMO, DOMAIN, Postino, _check_binaries, _finish
+    _check_binaries()
+    p = Postino()
+    os.chmod(p.dir, 0o700)
+    failed = True
+    try:
+        r = p.admin("domain", "add", DOMAIN, check=False)
+        assert r.returncode == 0, r.stderr
+        p.add_account(DEMO)
+        assert "%s\n" % DOMAIN in p.admin("domain", "list").stdout
+        p.start()
+        with smtplib.SMTP("127.0.0.1", p.mx_port, timeout=10) as c:
+            c.sendmail("sender@example.org", [DEMO], b"Subject: closed\r\n\r\nx\r\n")
+        assert len(p.wait_messages(1)) == 1
+        failed = False
+    finally:
+        _finish([p], failed)

@@ -11,6 +11,7 @@
  */
 #include <crypt.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -322,9 +323,47 @@ schema_init(struct db *db, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * SQLite makes every relative name absolute with getcwd() and checks
+ * each directory on the way.  The store role and postino-admin enter
+ * the data directory as root and only then become the daemon's user,
+ * so a directory above it may be closed to that user (a checkout under
+ * /root, mode 0700, with `make run`): the absolute name is unreachable
+ * while the relative one opens.  This VFS is the default one but keeps
+ * relative names as they are (the database, its -wal and -shm files
+ * then live beside each other in the working directory, which neither
+ * process ever changes).
+ */
+static sqlite3_vfs	cwd_vfs;
+static sqlite3_vfs	*base_vfs;
+
+static int
+cwd_full_pathname(sqlite3_vfs *vfs, const char *name, int size, char *out)
+{
+	if (name[0] == '/')
+		return base_vfs->xFullPathname(base_vfs, name, size, out);
+	if ((int)strlen(name) >= size)
+		return SQLITE_CANTOPEN;
+	memcpy(out, name, strlen(name) + 1);
+	return SQLITE_OK;
+}
+
+static void
+cwd_vfs_init(void)
+{
+	if ((base_vfs = sqlite3_vfs_find(NULL)) == NULL)
+		return;
+	cwd_vfs = *base_vfs;
+	cwd_vfs.zName = "postino-cwd";
+	cwd_vfs.pNext = NULL;
+	cwd_vfs.xFullPathname = cwd_full_pathname;
+	sqlite3_vfs_register(&cwd_vfs, 0);
+}
+
 int
 db_open(const char *path, struct db **db_r, char *err, size_t errlen)
 {
+	static pthread_once_t	 once = PTHREAD_ONCE_INIT;
 	struct db	*db;
 
 	*db_r = NULL;
@@ -332,8 +371,10 @@ db_open(const char *path, struct db **db_r, char *err, size_t errlen)
 		return fail(err, errlen, "database %s: out of memory", path);
 	snprintf(db->path, sizeof(db->path), "%s", path);
 	db->scram_iterations = DB_SCRAM_ITERATIONS;
+	pthread_once(&once, cwd_vfs_init);
 	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, base_vfs != NULL ?
+	    cwd_vfs.zName : NULL) != SQLITE_OK)
 		goto out_err;
 	sqlite3_busy_timeout(db->h, BUSY_MS);
 	sqlite3_extended_result_codes(db->h, 0);
