@@ -154,4 +154,4 @@ clean:
 
 SHELL := /bin/bash
 .SECONDARY:
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -path build/fresh -prune -o -name '*.d' -type f -print 2>/dev/null)

@@ -65,6 +65,11 @@ pass=0 fail=0
 ok()  { pass=$((pass + 1)); printf 'fresh-check: ok   %s\n' "$*"; }
 bad() { fail=$((fail + 1)); printf 'fresh-check: FAIL %s\n' "$*"; }
 now() { date +%s; }
+# Running, and not a zombie waiting to be reaped.
+alive() {
+	[ -r "/proc/$1/status" ] &&
+	    ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"
+}
 finish() {
 	echo "$pass passed, $fail failed"
 	[ "$fail" -eq 0 ]
@@ -96,7 +101,7 @@ setsid make run >/root/run.log 2>&1 &
 runpid=$!
 up=0
 while [ $(( $(now) - t )) -lt 1200 ]; do
-	if ! kill -0 "$runpid" 2>/dev/null; then
+	if ! alive "$runpid"; then
 		break
 	fi
 	if grep -q 'event=listen name=submissions' /root/run.log; then
@@ -110,7 +115,7 @@ if [ "$up" -eq 1 ]; then
 else
 	bad "make run: not listening; the end of its output:"
 	tail -n 5 /root/run.log
-	kill -TERM -- "-$runpid" 2>/dev/null
+	/bin/kill -s TERM -- "-$runpid" 2>/dev/null
 	finish
 fi
 
@@ -118,8 +123,8 @@ fi
 if swaks --server 127.0.0.1:2525 --to demo@example.test \
     --from someone@example.org --header 'Subject: hello' \
     >/root/swaks.log 2>&1; then
-	ok "swaks: $(grep -E '^<- +250 ' /root/swaks.log | tail -n 2 |
-	    head -n 1 | cut -c1-60)"
+	ok "swaks: $(grep -E '^<- +250 .*queued as' /root/swaks.log |
+	    sed 's/^<- *//')"
 else
 	bad "swaks: see /root/swaks.log"
 fi
@@ -131,14 +136,19 @@ else
 	bad "maildir: no message in $new"
 fi
 
-# Stop make run (and postino under it) by its process group, and wait.
-kill -TERM -- "-$runpid" 2>/dev/null
-wait "$runpid" 2>/dev/null
-if ! pgrep -x postino >/dev/null 2>&1; then
-	ok "stop: make run and postino ended"
+# Stop make run (and postino under it) by its process group (procps'
+# kill: the shell's own may not take a group), then wait, bounded.
+/bin/kill -s TERM -- "-$runpid" 2>/dev/null
+t=$(now)
+while alive "$runpid" && [ $(( $(now) - t )) -lt 20 ]; do
+	sleep 1
+done
+if ! alive "$runpid" && ! pgrep -x postino >/dev/null; then
+	wait "$runpid" 2>/dev/null
+	ok "stop: make run and postino ended in $(( $(now) - t )) s"
 else
-	bad "stop: postino still running"
-	pkill -KILL -x postino
+	bad "stop: make run or postino still running after 20 s"
+	/bin/kill -s KILL -- "-$runpid" 2>/dev/null
 fi
 
 t=$(now)
