@@ -36,6 +36,8 @@ t0=$(date +%s)
 say() { printf 'fresh-check: %s\n' "$*"; }
 
 cleanup() {
+	# The logs of the steps outlive the root.
+	cp "$root"/root/*.log "$work/" 2>/dev/null || true
 	if [ "${FRESH_KEEP:-0}" != 1 ] && [ -d "$root" ]; then
 		rm -rf --one-file-system "$root"
 	fi
@@ -147,7 +149,8 @@ if ! alive "$runpid" && ! pgrep -x postino >/dev/null; then
 	wait "$runpid" 2>/dev/null
 	ok "stop: make run and postino ended in $(( $(now) - t )) s"
 else
-	bad "stop: make run or postino still running after 20 s"
+	bad "stop: make run or postino still running after 20 s:"
+	ps -o pid,pgid,stat,args -e | sed 's/^/fresh-check:      /'
 	/bin/kill -s KILL -- "-$runpid" 2>/dev/null
 fi
 
