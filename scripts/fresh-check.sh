@@ -117,7 +117,7 @@ if [ "$up" -eq 1 ]; then
 else
 	bad "make run: not listening; the end of its output:"
 	tail -n 5 /root/run.log
-	/bin/kill -s TERM -- "-$runpid" 2>/dev/null
+	kill -s TERM -- "-$runpid" 2>/dev/null
 	finish
 fi
 
@@ -138,9 +138,9 @@ else
 	bad "maildir: no message in $new"
 fi
 
-# Stop make run (and postino under it) by its process group (procps'
-# kill: the shell's own may not take a group), then wait, bounded.
-/bin/kill -s TERM -- "-$runpid" 2>/dev/null
+# Stop make run (and postino under it) by its process group (dash's
+# kill takes a group only as "-s SIG -- -PGID"), then wait, bounded.
+kill -s TERM -- "-$runpid" 2>/dev/null
 t=$(now)
 while alive "$runpid" && [ $(( $(now) - t )) -lt 20 ]; do
 	sleep 1
@@ -151,7 +151,7 @@ if ! alive "$runpid" && ! pgrep -x postino >/dev/null; then
 else
 	bad "stop: make run or postino still running after 20 s:"
 	ps -o pid,pgid,stat,args -e | sed 's/^/fresh-check:      /'
-	/bin/kill -s KILL -- "-$runpid" 2>/dev/null
+	kill -s KILL -- "-$runpid" 2>/dev/null
 fi
 
 t=$(now)

@@ -16,7 +16,7 @@ fi
 PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev
 libcrypt-dev libc-ares-dev openssl sqlite3 clang libclang-rt-14-dev
 python3 python3-pytest swaks libnet-ssleay-perl procps postfix
-gsasl curl dnsmasq-base"
+gsasl curl dnsmasq-base sasl2-bin libsasl2-modules"
 if [ "${1:-}" = fresh ]; then
 	PKGS="$PKGS mmdebstrap"
 fi
