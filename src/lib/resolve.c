@@ -5,18 +5,23 @@
  * watched through its socket-state callback; each gets one event, and
  * one timer follows ares_timeout().  Answers are untrusted network
  * data: c-ares parses them, and we keep at most RESOLVE_ADDRS_MAX
- * addresses and clamp the TTL.
+ * addresses or RESOLVE_MX_MAX MX records, check each MX exchange as a
+ * host name, and clamp the TTL.  The TTLs of an MX answer are read by
+ * a small bounded walk of our own (answer_ttl()), as c-ares 1.18 does
+ * not report them.
  *
  * No callback of the caller runs inside c-ares: the c-ares callback
  * only stores the result and activates the lookup's own event, which
  * then calls back from the loop.  That keeps the promise that callbacks
- * never run inside resolver_addrs() (c-ares answers /etc/hosts and
- * malformed names at once) and lets a callback free the resolver.
+ * never run inside resolver_addrs() or resolver_mx() (c-ares answers
+ * /etc/hosts and malformed names at once) and lets a callback free the
+ * resolver.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
+#include <arpa/nameser.h>
 #include <netinet/in.h>
 
 #include <ares.h>
@@ -40,16 +45,28 @@ struct resolve_sock {
 	struct event	*ev;
 };
 
+_Static_assert(sizeof(((struct resolve_mx *)0)->host) == NAME_MAX_LEN + 1,
+    "resolve_mx.host holds a name of NAME_MAX_LEN octets");
+
+enum query_kind { Q_ADDRS, Q_MX };
+
 struct resolve_query {
 	TAILQ_ENTRY(resolve_query) entry;
 	struct resolver	*r;
 	struct event	*done;		/* calls back from the loop */
-	resolver_addrs_cb cb;
+	enum query_kind	 kind;
+	union {
+		resolver_addrs_cb addrs_cb;	/* Q_ADDRS */
+		resolver_mx_cb	 mx_cb;		/* Q_MX */
+	};
 	void		*arg;
 	enum resolve_status status;
 	unsigned int	 ttl;
 	size_t		 n;
-	uint8_t		 addrs[RESOLVE_ADDRS_MAX][16];
+	union {
+		uint8_t		 addrs[RESOLVE_ADDRS_MAX][16];
+		struct resolve_mx *mx;	/* Q_MX: RESOLVE_MX_MAX, or NULL */
+	};
 };
 
 struct resolver {
@@ -319,6 +336,27 @@ resolver_new(struct event_base *base, char *const *servers, size_t nservers,
 	return r;
 }
 
+/* Call the caller back with the result, and free q; it is off the list. */
+static void
+query_call(struct resolve_query *q)
+{
+	event_free(q->done);
+	switch (q->kind) {
+	case Q_ADDRS:
+		q->addrs_cb(q->arg, q->status, q->n > 0 ?
+		    (const uint8_t (*)[16])q->addrs : NULL, q->n, q->ttl);
+		break;
+	case Q_MX:
+		q->mx_cb(q->arg, q->status, q->n > 0 ? q->mx : NULL, q->n,
+		    q->ttl);
+		free(q->mx);
+		break;
+	default:
+		panic("resolve: query kind %d", (int)q->kind);
+	}
+	free(q);
+}
+
 void
 resolver_free(struct resolver *r)
 {
@@ -339,9 +377,10 @@ resolver_free(struct resolver *r)
 	event_free(r->timer);
 	while ((q = TAILQ_FIRST(&r->queries)) != NULL) {
 		TAILQ_REMOVE(&r->queries, q, entry);
-		event_free(q->done);
-		q->cb(q->arg, RESOLVE_CANCELLED, NULL, 0, 0);
-		free(q);
+		q->status = RESOLVE_CANCELLED;
+		q->n = 0;
+		q->ttl = 0;
+		query_call(q);
 	}
 	free(r);
 }
@@ -351,14 +390,10 @@ static void
 query_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct resolve_query	*q = arg;
-	struct resolver		*r = q->r;
 
-	TAILQ_REMOVE(&r->queries, q, entry);
-	r->nqueries--;
-	event_free(q->done);
-	q->cb(q->arg, q->status, q->n > 0 ? (const uint8_t (*)[16])q->addrs :
-	    NULL, q->n, q->ttl);
-	free(q);
+	TAILQ_REMOVE(&q->r->queries, q, entry);
+	q->r->nqueries--;
+	query_call(q);
 }
 
 static void
@@ -460,14 +495,14 @@ query_answered(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 	query_finish(q, st, ttl);
 }
 
-/* A lookup, listed until it is called back. */
+/* A lookup, listed until it is called back; the caller sets its cb. */
 static struct resolve_query *
-query_new(struct resolver *r, resolver_addrs_cb cb, void *arg)
+query_new(struct resolver *r, enum query_kind kind, void *arg)
 {
 	struct resolve_query	*q = xcalloc(1, sizeof(*q));
 
 	q->r = r;
-	q->cb = cb;
+	q->kind = kind;
 	q->arg = arg;
 	if ((q->done = evtimer_new(r->base, query_done, q)) == NULL)
 		fatalx("resolve: cannot create an event");
@@ -476,17 +511,24 @@ query_new(struct resolver *r, resolver_addrs_cb cb, void *arg)
 	return q;
 }
 
+/* Empty, or longer than RFC 1035 2.3.4 allows: no server need see it. */
+static bool
+name_impossible(const char *name)
+{
+	size_t	len = strnlen(name, NAME_MAX_LEN + 2);
+
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	return len == 0 || len > NAME_MAX_LEN;
+}
+
 /* Names no server needs to see; true when q is finished. */
 static bool
 query_local(struct resolve_query *q, const char *name)
 {
 	uint8_t	in4[4];
-	size_t	len;
 
-	len = strnlen(name, NAME_MAX_LEN + 2);
-	if (len > 0 && name[len - 1] == '.')
-		len--;
-	if (len == 0 || len > NAME_MAX_LEN) {
+	if (name_impossible(name)) {
 		query_finish(q, RESOLVE_NXDOMAIN, RESOLVE_NEG_TTL);
 		return true;
 	}
@@ -516,7 +558,8 @@ resolver_addrs(struct resolver *r, const char *name, resolver_addrs_cb cb,
 
 	if (r->closing)
 		panic("resolver_addrs: the resolver is being freed");
-	q = query_new(r, cb, arg);
+	q = query_new(r, Q_ADDRS, arg);
+	q->addrs_cb = cb;
 	if (query_local(q, name))
 		return;
 	if (r->nqueries > RESOLVE_PENDING_MAX) {
@@ -528,5 +571,259 @@ resolver_addrs(struct resolver *r, const char *name, resolver_addrs_cb cb,
 	/* RFC 6724 sorting connect()s a socket per address; order is moot. */
 	hints.ai_flags = ARES_AI_NOSORT;
 	ares_getaddrinfo(r->channel, name, NULL, &hints, query_answered, q);
+	timer_update(r);
+}
+
+static unsigned int
+get16(const unsigned char *p)
+{
+	return (unsigned int)p[0] << 8 | p[1];
+}
+
+/* Step *off over the name there; -1 when it runs past alen. */
+static int
+skip_name(const unsigned char *abuf, size_t alen, size_t *off)
+{
+	size_t	len;
+
+	while (*off < alen) {
+		len = abuf[*off];
+		if ((len & 0xc0) == 0xc0) {
+			*off += 2;	/* a compression pointer ends it */
+			return *off <= alen ? 0 : -1;
+		}
+		if ((len & 0xc0) != 0)
+			return -1;	/* no such label type */
+		*off += 1 + len;
+		if (len == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/*
+ * The smallest TTL of the MX and CNAME records of the answer section,
+ * at most RESOLVE_TTL_MAX; -1 when the answer is cut short.  c-ares
+ * 1.18 parses the records but drops their TTLs, so this walks the
+ * answer once more: every step moves forward and is checked against
+ * alen, and names are skipped, not followed.
+ */
+static int
+answer_ttl(const unsigned char *abuf, size_t alen, unsigned int *ttl_r)
+{
+	size_t		off = NS_HFIXEDSZ;
+	unsigned int	i, ttl = RESOLVE_TTL_MAX, type, class, rr_ttl;
+
+	if (alen < NS_HFIXEDSZ)
+		return -1;
+	for (i = 0; i < get16(abuf + 4); i++) {	/* QDCOUNT */
+		if (skip_name(abuf, alen, &off) == -1 ||
+		    alen - off < NS_QFIXEDSZ)
+			return -1;
+		off += NS_QFIXEDSZ;
+	}
+	for (i = 0; i < get16(abuf + 6); i++) {	/* ANCOUNT */
+		if (skip_name(abuf, alen, &off) == -1 ||
+		    alen - off < NS_RRFIXEDSZ)
+			return -1;
+		type = get16(abuf + off);
+		class = get16(abuf + off + 2);
+		rr_ttl = get16(abuf + off + 4) << 16 | get16(abuf + off + 6);
+		off += NS_RRFIXEDSZ + get16(abuf + off + 8);
+		if (off > alen)
+			return -1;
+		/* RFC 2181 8: a TTL with the top bit set counts as 0. */
+		if (class == ns_c_in && (type == ns_t_mx || type == ns_t_cname))
+			ttl = min_ttl(ttl, rr_ttl > INT32_MAX ? 0 : (int)rr_ttl);
+	}
+	*ttl_r = ttl;
+	return 0;
+}
+
+/*
+ * An exchange as c-ares wrote it, checked and copied in lower case to
+ * host: letters, digits, '-' and '_' in labels that are not empty,
+ * joined by dots, at most NAME_MAX_LEN octets.  ares_expand_name()
+ * writes odd octets as "\." or "\DDD"; the backslash fails here too.
+ */
+static int
+exchange_check(const char *s, char host[NAME_MAX_LEN + 1])
+{
+	size_t	i;
+	char	c;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (i == NAME_MAX_LEN)
+			return -1;
+		c = s[i];
+		if (c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		if (c == '.' && (i == 0 || s[i - 1] == '.'))
+			return -1;
+		if (c != '.' && c != '-' && c != '_' &&
+		    !(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9'))
+			return -1;
+		host[i] = c;
+	}
+	if (i == 0 || s[i - 1] == '.')
+		return -1;
+	host[i] = '\0';
+	return 0;
+}
+
+struct mx_ent {
+	const struct ares_mx_reply *rr;
+	uint32_t	 key;		/* random: orders equal preferences */
+};
+
+static int
+mx_ent_cmp(const void *a, const void *b)
+{
+	const struct mx_ent	*x = a, *y = b;
+
+	if (x->rr->priority != y->rr->priority)
+		return x->rr->priority < y->rr->priority ? -1 : 1;
+	return x->key < y->key ? -1 : x->key > y->key;
+}
+
+/*
+ * The records of list sorted by preference, equal ones shuffled (RFC
+ * 5321 5.1: "MUST randomize them to spread the load").  Their number
+ * is bounded by the answer, at most 64 KiB.
+ */
+static struct mx_ent *
+mx_sort(const struct ares_mx_reply *list, size_t *n_r)
+{
+	const struct ares_mx_reply	*rr;
+	struct mx_ent			*ents;
+	size_t				 n = 0;
+
+	for (rr = list; rr != NULL; rr = rr->next)
+		n++;
+	ents = xreallocarray(NULL, n, sizeof(*ents));
+	for (n = 0, rr = list; rr != NULL; rr = rr->next, n++) {
+		ents[n].rr = rr;
+		ents[n].key = arc4random();
+	}
+	qsort(ents, n, sizeof(*ents), mx_ent_cmp);
+	*n_r = n;
+	return ents;
+}
+
+static bool
+mx_has(const struct resolve_query *q, const char *host)
+{
+	size_t	i;
+
+	for (i = 0; i < q->n; i++)
+		if (strcmp(q->mx[i].host, host) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Keep in q the first RESOLVE_MX_MAX good exchanges of the sorted
+ * ents, each host once, at its lowest preference.  Per RFC 7505 a null
+ * MX is a domain's only record, so "." counts as one only when every
+ * record is "."; beside anything else, even a malformed record, it is
+ * dropped (exchange_check() refuses the "" c-ares makes of it).  A
+ * null MX bounces mail, so a doubtful one is RESOLVE_TEMPFAIL rather
+ * than a null MX: RESOLVE_TEMPFAIL whenever no record is left.
+ */
+static enum resolve_status
+mx_keep(struct resolve_query *q, const struct mx_ent *ents, size_t n)
+{
+	struct resolve_mx	 mx;
+	size_t			 i, nroot = 0;
+
+	for (i = 0; i < n; i++)
+		if (ents[i].rr->host[0] == '\0')
+			nroot++;
+	q->mx = xreallocarray(NULL, RESOLVE_MX_MAX, sizeof(*q->mx));
+	if (nroot == n) {
+		q->mx[0].pref = ents[0].rr->priority;
+		q->mx[0].host[0] = '\0';
+		q->n = 1;
+		return RESOLVE_OK;
+	}
+	for (i = 0; i < n && q->n < RESOLVE_MX_MAX; i++) {
+		if (exchange_check(ents[i].rr->host, mx.host) == -1 ||
+		    mx_has(q, mx.host))
+			continue;
+		mx.pref = ents[i].rr->priority;
+		q->mx[q->n++] = mx;
+	}
+	return q->n > 0 ? RESOLVE_OK : RESOLVE_TEMPFAIL;
+}
+
+/* The MX records of a NOERROR answer into q; the TTL into *ttl_r. */
+static enum resolve_status
+mx_parse(struct resolve_query *q, const unsigned char *abuf, int alen,
+    unsigned int *ttl_r)
+{
+	struct ares_mx_reply	*list;
+	struct mx_ent		*ents;
+	enum resolve_status	 st;
+	size_t			 n;
+	int			 rc;
+
+	if (alen < 0 || answer_ttl(abuf, (size_t)alen, ttl_r) == -1)
+		return RESOLVE_TEMPFAIL;
+	rc = ares_parse_mx_reply(abuf, alen, &list);
+	/* 1.18 gives ARES_SUCCESS and no list; later ones ARES_ENODATA. */
+	if (rc != ARES_SUCCESS)
+		return rc == ARES_ENODATA ? RESOLVE_OK : RESOLVE_TEMPFAIL;
+	if (list == NULL)
+		return RESOLVE_OK;	/* a CNAME that led to no MX */
+	ents = mx_sort(list, &n);
+	st = mx_keep(q, ents, n);
+	free(ents);
+	ares_free_data(list);
+	return st;
+}
+
+/* c-ares is done with an MX lookup; possibly inside ares_query(). */
+static void
+mx_answered(void *arg, int status, int timeouts, unsigned char *abuf,
+    int alen)
+{
+	struct resolve_query	*q = arg;
+	enum resolve_status	 st;
+	unsigned int		 ttl = 0;
+
+	/* resolver_free() calls back itself once c-ares is gone. */
+	if (q->r->closing)
+		return;
+	/* NOERROR and no answer: the domain exists, without MX. */
+	st = status == ARES_ENODATA ? RESOLVE_OK : map_status(status);
+	if (status == ARES_SUCCESS)
+		st = mx_parse(q, abuf, alen, &ttl);
+	if (st == RESOLVE_NXDOMAIN || (st == RESOLVE_OK && q->n == 0))
+		ttl = RESOLVE_NEG_TTL;
+	else if (st != RESOLVE_OK)
+		ttl = 0;
+	query_finish(q, st, ttl);
+}
+
+void
+resolver_mx(struct resolver *r, const char *domain, resolver_mx_cb cb,
+    void *arg)
+{
+	struct resolve_query	*q;
+
+	if (r->closing)
+		panic("resolver_mx: the resolver is being freed");
+	q = query_new(r, Q_MX, arg);
+	q->mx_cb = cb;
+	if (name_impossible(domain)) {
+		query_finish(q, RESOLVE_NXDOMAIN, RESOLVE_NEG_TTL);
+		return;
+	}
+	if (r->nqueries > RESOLVE_PENDING_MAX) {
+		query_finish(q, RESOLVE_TEMPFAIL, 0);
+		return;
+	}
+	/* ares_query(), not ares_search(): the name goes out as it is. */
+	ares_query(r->channel, domain, ns_c_in, ns_t_mx, mx_answered, q);
 	timer_update(r);
 }

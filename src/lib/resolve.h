@@ -2,12 +2,13 @@
  * resolve.h - asynchronous DNS lookups over c-ares, driven by the
  * libevent loop of the role that owns the resolver: the store role's
  * policy engine resolves the names of its trusted-hosts list (and
- * refreshes them by TTL), later DNSBL, SPF and MX lookups.
+ * refreshes them by TTL); MX lookups for relaying; later DNSBL and SPF.
  *
  * Answers come from the network: at most RESOLVE_ADDRS_MAX addresses
- * of a name are kept, TTLs are clamped, and a lookup never takes longer
- * than the bound below.  The resolver is not thread-safe; use it from
- * the loop thread only.
+ * of a name and RESOLVE_MX_MAX MX records of a domain are kept, MX
+ * exchanges that are not host names are dropped, TTLs are clamped, and
+ * a lookup never takes longer than the bound below.  The resolver is
+ * not thread-safe; use it from the loop thread only.
  */
 #ifndef LIB_RESOLVE_H
 #define LIB_RESOLVE_H
@@ -19,6 +20,7 @@ struct event_base;
 struct resolver;
 
 #define RESOLVE_ADDRS_MAX	64	/* addresses kept of one name */
+#define RESOLVE_MX_MAX		32	/* MX records kept of one domain */
 #define RESOLVE_PENDING_MAX	4096	/* lookups in flight, per resolver */
 #define RESOLVE_NEG_TTL		60	/* seconds an NXDOMAIN holds */
 #define RESOLVE_TTL_MAX		86400	/* longer TTLs are cut to this */
@@ -34,7 +36,7 @@ struct resolver;
 
 enum resolve_status {
 	RESOLVE_OK,
-	RESOLVE_NXDOMAIN,	/* no such name, or no such record */
+	RESOLVE_NXDOMAIN,	/* no such name (addresses: or no record) */
 	RESOLVE_TEMPFAIL,	/* timeout, SERVFAIL, REFUSED: try later */
 	RESOLVE_CANCELLED	/* resolver_free() with the lookup pending */
 };
@@ -109,6 +111,54 @@ typedef void	(*resolver_addrs_cb)(void *arg, enum resolve_status status,
  */
 void		 resolver_addrs(struct resolver *r, const char *name,
 		    resolver_addrs_cb cb, void *arg);
+
+/*
+ * One MX record (RFC 5321 5.1).  host is a host name as checked on
+ * arrival: letters, digits, '-' and '_' in labels that are not empty,
+ * joined by dots, at most 253 octets.
+ */
+struct resolve_mx {
+	unsigned int	pref;
+	char		host[254];	/* lower case, no trailing dot; "" = null MX "." */
+};
+
+/*
+ * The MX records of a lookup.  mx is valid only during the call; it is
+ * NULL when n is 0.
+ *	RESOLVE_OK, n >= 1	sorted by pref, lowest first, records of
+ *				equal pref in random order (RFC 5321 5.1);
+ *				each host once, at its lowest pref; at most
+ *				RESOLVE_MX_MAX, those of the lowest prefs.
+ *				A lone exchange "." is the null MX of RFC
+ *				7505 (the domain takes no mail): n is 1 and
+ *				host is "".  A "." among other records is
+ *				dropped.  ttl is the smallest TTL of the
+ *				records (and of the CNAMEs that led to
+ *				them), at most RESOLVE_TTL_MAX
+ *	RESOLVE_OK, n == 0	the domain exists but has no MX record: mail
+ *				goes to its own A and AAAA (implicit MX,
+ *				RFC 5321 5.1); ttl RESOLVE_NEG_TTL
+ *	RESOLVE_NXDOMAIN	no such domain; ttl RESOLVE_NEG_TTL
+ *	RESOLVE_TEMPFAIL	timeout, SERVFAIL, REFUSED, an answer that
+ *				cannot be parsed, or one whose exchanges
+ *				are all malformed; ttl 0
+ *	RESOLVE_CANCELLED	ttl 0
+ */
+typedef void	(*resolver_mx_cb)(void *arg, enum resolve_status status,
+		    const struct resolve_mx *mx, size_t n, unsigned int ttl);
+
+/*
+ * Look up the MX records of domain.  cb is called exactly once, always
+ * later from the event loop (or from resolver_free()), never from
+ * inside this call.  A domain that cannot exist (empty, longer than 253
+ * octets) gets RESOLVE_NXDOMAIN, and more than RESOLVE_PENDING_MAX
+ * lookups in flight (of either kind) get RESOLVE_TEMPFAIL, as with
+ * resolver_addrs().  Otherwise domain goes out as it is, never with a
+ * search domain appended: a domain taken from a client must have been
+ * checked by the caller.
+ */
+void		 resolver_mx(struct resolver *r, const char *domain,
+		    resolver_mx_cb cb, void *arg);
 
 /* "ok", "nxdomain", "tempfail", "cancelled": for logs. */
 const char	*resolve_status_name(enum resolve_status status);

@@ -1,8 +1,10 @@
 /*
  * test_resolve.c - the resolver against a private dnsmasq on 127.0.0.1
  * and a free port, started here with its records on the command line
- * and stopped by its PID; against a port nobody listens on; and against
- * a socket that never answers.
+ * and stopped by its PID; against a port nobody listens on; against
+ * a socket that never answers; and, for MX answers dnsmasq will not
+ * give (odd exchanges, odd TTLs, cut answers), against a server of
+ * canned answers run here on the loop.
  */
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -29,6 +31,8 @@
 #define DNSMASQ		"/usr/sbin/dnsmasq"
 #endif
 #define NMANY		70	/* addresses of many.test: over the bound */
+#define NMXMANY		40	/* MX records of mxmany.test: over the bound */
+#define MX_TTL		600	/* dnsmasq's --local-ttl: that of its MX */
 #define NROWS(a)	(sizeof(a) / sizeof((a)[0]))
 
 static struct event_base	*base;
@@ -41,6 +45,7 @@ struct result {
 	enum resolve_status status;
 	size_t		 n;
 	uint8_t		 addrs[RESOLVE_ADDRS_MAX][16];
+	struct resolve_mx mx[RESOLVE_MX_MAX];
 	unsigned int	 ttl;
 	struct resolver	*free_r;	/* freed by the callback */
 };
@@ -68,6 +73,27 @@ on_addrs(void *arg, enum resolve_status status, const uint8_t (*addrs)[16],
 	CHECK((n == 0) == (addrs == NULL));
 	if (n > 0 && n <= RESOLVE_ADDRS_MAX)
 		memcpy(res->addrs, addrs, n * sizeof(addrs[0]));
+	if (res->free_r != NULL) {
+		resolver_free(res->free_r);
+		res->free_r = NULL;
+	}
+}
+
+static void
+on_mx(void *arg, enum resolve_status status, const struct resolve_mx *mx,
+    size_t n, unsigned int ttl)
+{
+	struct result	*res = arg;
+
+	res->calls++;
+	res->status = status;
+	res->n = n;
+	res->ttl = ttl;
+	CHECK(n <= RESOLVE_MX_MAX);
+	CHECK((n == 0) == (mx == NULL));
+	CHECK(status == RESOLVE_OK || n == 0);
+	if (n > 0 && n <= RESOLVE_MX_MAX)
+		memcpy(res->mx, mx, n * sizeof(mx[0]));
 	if (res->free_r != NULL) {
 		resolver_free(res->free_r);
 		res->free_r = NULL;
@@ -168,13 +194,149 @@ mute_server(int *port_r)
 	return fd;
 }
 
+/*
+ * Canned MX answers: a query for name gets rr[] as its answer section
+ * (rcode and the octets cut off its end as given), an unknown name
+ * REFUSED.  exch is in wire form without the final 0 ("\002mx\004test";
+ * "" is the root), so labels may hold what no host name may.  The
+ * rows also say what resolver_mx() must report: want[] as "pref host".
+ */
+struct canned_rr {
+	uint32_t	 ttl;
+	uint16_t	 pref;
+	const char	*exch;
+};
+
+static const struct canned {
+	const char		*name;
+	int			 rcode;
+	size_t			 cut;
+	struct canned_rr	 rr[5];
+	enum resolve_status	 status;
+	unsigned int		 ttl;
+	const char		*want[5];
+} canned[] = {
+	{ "ttl.canned", 0, 0, { { 300, 20, "\003mx2\004test" },
+	    { 100, 10, "\003mx1\004test" }, { 200, 30, "\003mx3\004test" } },
+	    RESOLVE_OK, 100, { "10 mx1.test", "20 mx2.test", "30 mx3.test" } },
+	{ "long.canned", 0, 0, { { 90000, 10, "\002mx\004test" },
+	    { 100000, 20, "\003mx2\004test" } },
+	    RESOLVE_OK, RESOLVE_TTL_MAX, { "10 mx.test", "20 mx2.test" } },
+	/* RFC 2181 8: the top bit set means 0 */
+	{ "msb.canned", 0, 0, { { 300, 10, "\002mx\004test" },
+	    { 0x80000100u, 20, "\003mx2\004test" } },
+	    RESOLVE_OK, 0, { "10 mx.test", "20 mx2.test" } },
+	{ "upper.canned", 0, 0, { { 60, 10, "\002MX\007Example\004TEST" } },
+	    RESOLVE_OK, 60, { "10 mx.example.test" } },
+	/* a space, a dot in a label, a control octet: dropped */
+	{ "odd.canned", 0, 0, { { 60, 10, "\003a b\004test" },
+	    { 60, 20, "\003a.b\004test" }, { 60, 30, "\003a\001b\004test" },
+	    { 60, 40, "\004mx_1\004test" }, { 60, 50, "\003-0-\004test" } },
+	    RESOLVE_OK, 60, { "40 mx_1.test", "50 -0-.test" } },
+	{ "allodd.canned", 0, 0, { { 60, 10, "\003a b\004test" },
+	    { 60, 20, "\003a.b\004test" } }, RESOLVE_TEMPFAIL, 0, { NULL } },
+	/* "." beside a malformed record is no null MX */
+	{ "nullodd.canned", 0, 0, { { 60, 0, "" },
+	    { 60, 10, "\003a b\004test" } }, RESOLVE_TEMPFAIL, 0, { NULL } },
+	/* RFC 7505 says preference 0, but the one sent is reported */
+	{ "null2.canned", 0, 0, { { 60, 7, "" }, { 60, 5, "" } },
+	    RESOLVE_OK, 60, { "5 " } },
+	/* each host once, at its lowest preference */
+	{ "dup.canned", 0, 0, { { 60, 10, "\002mx\004test" },
+	    { 60, 10, "\002mx\004test" }, { 60, 20, "\002MX\004test" },
+	    { 60, 5, "\005other\004test" } },
+	    RESOLVE_OK, 60, { "5 other.test", "10 mx.test" } },
+	{ "servfail.canned", 2, 0, { { 0 } }, RESOLVE_TEMPFAIL, 0, { NULL } },
+	{ "cut.canned", 0, 3, { { 60, 10, "\002mx\004test" } },
+	    RESOLVE_TEMPFAIL, 0, { NULL } },
+	{ "nodata.canned", 0, 0, { { 0 } }, RESOLVE_OK, RESOLVE_NEG_TTL,
+	    { NULL } },
+};
+
+/* name in wire form into out, which has room for 256; its length. */
+static size_t
+wire_name(const char *name, uint8_t *out)
+{
+	size_t	n = 0, len;
+
+	while (*name != '\0') {
+		len = strcspn(name, ".");
+		out[n++] = (uint8_t)len;
+		memcpy(out + n, name, len);
+		n += len;
+		name += len;
+		if (*name == '.')
+			name++;
+	}
+	out[n++] = 0;
+	return n;
+}
+
+static void
+put16(uint8_t *p, unsigned int v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+/* The answer to the query q of qlen octets into a; its length. */
+static size_t
+canned_build(const uint8_t *q, size_t qlen, uint8_t a[1024])
+{
+	const struct canned	*c = NULL;
+	uint8_t			 name[256];
+	size_t			 i, len, nlen = 0, exlen;
+
+	for (i = 0; i < NROWS(canned) && c == NULL; i++) {
+		nlen = wire_name(canned[i].name, name);
+		if (qlen >= 12 + nlen + 4 && memcmp(q + 12, name, nlen) == 0)
+			c = &canned[i];
+	}
+	/* The header and question asked; c-ares takes no other answer. */
+	len = c != NULL ? 12 + nlen + 4 : qlen;
+	memcpy(a, q, len);
+	a[2] = 0x84 | (q[2] & 0x01);		/* QR, AA, RD as asked */
+	a[3] = 0x80 | (c != NULL ? c->rcode : 5);	/* RA; REFUSED */
+	put16(a + 4, 1);
+	memset(a + 6, 0, 6);
+	for (i = 0; c != NULL && i < 5 && c->rr[i].exch != NULL; i++) {
+		exlen = strlen(c->rr[i].exch) + 1;
+		put16(a + len, 0xc00c);		/* the name asked */
+		put16(a + len + 2, 15);		/* MX */
+		put16(a + len + 4, 1);		/* IN */
+		put16(a + len + 6, c->rr[i].ttl >> 16);
+		put16(a + len + 8, c->rr[i].ttl & 0xffff);
+		put16(a + len + 10, 2 + exlen);
+		put16(a + len + 12, c->rr[i].pref);
+		memcpy(a + len + 14, c->rr[i].exch, exlen);
+		len += 14 + exlen;
+		put16(a + 6, i + 1);
+	}
+	return c != NULL ? len - c->cut : len;
+}
+
+static void
+canned_answer(evutil_socket_t fd, short what, void *arg)
+{
+	struct sockaddr_in	sin;
+	socklen_t		slen = sizeof(sin);
+	uint8_t			q[512], a[1024];
+	ssize_t			len;
+
+	len = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&sin, &slen);
+	if (len < 12)
+		return;
+	sendto(fd, a, canned_build(q, (size_t)len, a), 0,
+	    (struct sockaddr *)&sin, slen);
+}
+
 static void
 dnsmasq_exec(int port)
 {
-	static char	 argbuf[NMANY + 16][96];
-	char		*argv[NMANY + 32];
+	static char	 argbuf[NMANY + NMXMANY + 16][96];
+	char		*argv[NMANY + NMXMANY + 48];
 	struct passwd	*pw;
-	int		 n = 0, i, fd;
+	int		 n = 0, i, fd, pref;
 
 	argv[n++] = "dnsmasq";
 	argv[n++] = "--no-resolv";
@@ -194,6 +356,19 @@ dnsmasq_exec(int port)
 	argv[n++] = "--host-record=mixed.test,192.0.2.10,100";
 	argv[n++] = "--host-record=mixed.test,2001:db8::10,40";
 	argv[n++] = "--cname=alias.test,a4.test,30";
+	/* dnsmasq answers in the reverse order: unsorted either way. */
+	argv[n++] = "--mx-host=mx.test,mx20.test,20";
+	argv[n++] = "--mx-host=mx.test,mx10.test,10";
+	argv[n++] = "--mx-host=mx.test,mx30.test,30";
+	argv[n++] = "--cname=mxalias.test,mx.test,30";
+	argv[n++] = "--mx-host=eq.test,eq-last.test,20";
+	argv[n++] = "--mx-host=eq.test,eq-a.test,10";
+	argv[n++] = "--mx-host=eq.test,eq-first.test,5";
+	argv[n++] = "--mx-host=eq.test,eq-b.test,10";
+	argv[n++] = "--mx-host=eq.test,eq-c.test,10";
+	argv[n++] = "--mx-host=null.test,.,0";
+	argv[n++] = "--mx-host=nullmix.test,.,0";
+	argv[n++] = "--mx-host=nullmix.test,mx10.test,10";
 	snprintf(argbuf[0], sizeof(argbuf[0]), "--port=%d", port);
 	argv[n++] = argbuf[0];
 	pw = getuid() == 0 ? NULL : getpwuid(getuid());
@@ -206,6 +381,21 @@ dnsmasq_exec(int port)
 		    "--host-record=many.test,10.0.%d.%d,600", i / 200,
 		    1 + i % 200);
 		argv[n++] = argbuf[2 + i];
+	}
+	/* The TTL of every MX record; the records above have their own. */
+	snprintf(argbuf[2 + NMANY], sizeof(argbuf[2 + NMANY]),
+	    "--local-ttl=%d", MX_TTL);
+	argv[n++] = argbuf[2 + NMANY];
+	/*
+	 * Preferences 10, 20 ... 400 in a shuffled order (17 is prime to
+	 * 40), each exchange named for its preference: p010.test.  Over
+	 * 512 octets too: TCP.
+	 */
+	for (i = 0; i < NMXMANY; i++) {
+		pref = 10 * ((i * 17) % NMXMANY + 1);
+		snprintf(argbuf[3 + NMANY + i], sizeof(argbuf[3 + NMANY + i]),
+		    "--mx-host=mxmany.test,p%03d.test,%d", pref, pref);
+		argv[n++] = argbuf[3 + NMANY + i];
 	}
 	argv[n] = NULL;
 
@@ -493,7 +683,7 @@ test_addrs(void)
 static void
 test_no_search(void)
 {
-	struct result	 res;
+	struct result	 res, mx;
 	struct resolver	*r;
 
 	setenv("LOCALDOMAIN", "test", 1);
@@ -504,11 +694,16 @@ test_no_search(void)
 		return;
 	}
 	memset(&res, 0, sizeof(res));
+	memset(&mx, 0, sizeof(mx));
 	resolver_addrs(r, "a4", on_addrs, &res);
+	resolver_mx(r, "mx", on_mx, &mx);
 	wait_for(&res, 1, 10);
+	wait_for(&mx, 1, 10);
 	CHECK_INT(res.calls, 1);
 	/* REFUSED: "a4" was asked, not "a4.test" */
 	CHECK_INT(res.status, RESOLVE_TEMPFAIL);
+	CHECK_INT(mx.calls, 1);
+	CHECK_INT(mx.status, RESOLVE_TEMPFAIL);	/* "mx", not "mx.test" */
 	resolver_free(r);
 }
 
@@ -549,33 +744,41 @@ test_bounds(void)
 static void
 test_refused(void)
 {
-	struct result	 res;
+	struct result	 res[2];
 	struct resolver	*r;
 	double		 t0;
+	size_t		 i;
 	int		 port;
 
 	if ((port = free_port()) == -1 || (r = resolver_at(port)) == NULL) {
 		CHECK(!"no port or resolver");
 		return;
 	}
-	memset(&res, 0, sizeof(res));
+	memset(res, 0, sizeof(res));
 	t0 = now();
-	resolver_addrs(r, "a4.test", on_addrs, &res);
-	wait_for(&res, 1, 20);
-	CHECK_INT(res.calls, 1);
-	CHECK_INT(res.status, RESOLVE_TEMPFAIL);
-	CHECK_INT(res.ttl, 0);
+	resolver_addrs(r, "a4.test", on_addrs, &res[0]);
+	resolver_mx(r, "mx.test", on_mx, &res[1]);
+	wait_for(res, 2, 20);
+	for (i = 0; i < 2; i++) {
+		CHECK_INT(res[i].calls, 1);
+		CHECK_INT(res[i].status, RESOLVE_TEMPFAIL);
+		CHECK_INT(res[i].ttl, 0);
+	}
 	CHECK(now() - t0 < 2);
 	resolver_free(r);
 }
 
-/* A server that never answers: TEMPFAIL after 2 s + 4 s, not later. */
+/*
+ * A server that never answers: TEMPFAIL after 2 s + 4 s, not later,
+ * for addresses and MX alike.
+ */
 static void
 test_mute(void)
 {
-	struct result	 res;
+	struct result	 res[2];
 	struct resolver	*r;
 	double		 t0, took;
+	size_t		 i;
 	int		 fd, port;
 
 	if ((fd = mute_server(&port)) == -1 ||
@@ -583,13 +786,17 @@ test_mute(void)
 		CHECK(!"no mute server or resolver");
 		return;
 	}
-	memset(&res, 0, sizeof(res));
+	memset(res, 0, sizeof(res));
 	t0 = now();
-	resolver_addrs(r, "a4.test", on_addrs, &res);
-	wait_for(&res, 1, 20);
+	resolver_addrs(r, "a4.test", on_addrs, &res[0]);
+	resolver_mx(r, "mx.test", on_mx, &res[1]);
+	wait_for(res, 2, 20);
 	took = now() - t0;
-	CHECK_INT(res.calls, 1);
-	CHECK_INT(res.status, RESOLVE_TEMPFAIL);
+	for (i = 0; i < 2; i++) {
+		CHECK_INT(res[i].calls, 1);
+		CHECK_INT(res[i].status, RESOLVE_TEMPFAIL);
+		CHECK_INT(res[i].ttl, 0);
+	}
 	CHECK(took >= 1.9);	/* waited for at least the first try */
 	CHECK(took < 8);
 	resolver_free(r);
@@ -599,8 +806,9 @@ test_mute(void)
 static void
 test_cancel(void)
 {
-	struct result	 res[3];
+	struct result	 res[5];
 	struct resolver	*r;
+	size_t		 i;
 	int		 fd, port;
 
 	if ((fd = mute_server(&port)) == -1 ||
@@ -611,20 +819,24 @@ test_cancel(void)
 	memset(res, 0, sizeof(res));
 	resolver_addrs(r, "a4.test", on_addrs, &res[0]);
 	resolver_addrs(r, "a6.test", on_addrs, &res[1]);
+	resolver_mx(r, "mx.test", on_mx, &res[3]);
 	spin(0.2);	/* on the wire */
 	CHECK_INT(res[0].calls, 0);
+	CHECK_INT(res[3].calls, 0);
 	/* Answered already, not yet called back. */
 	resolver_addrs(r, "192.0.2.1", on_addrs, &res[2]);
+	resolver_mx(r, "", on_mx, &res[4]);
 	resolver_free(r);
-	CHECK_INT(res[0].calls, 1);
-	CHECK_INT(res[0].status, RESOLVE_CANCELLED);
-	CHECK_INT(res[1].status, RESOLVE_CANCELLED);
-	CHECK_INT(res[2].calls, 1);
-	CHECK_INT(res[2].status, RESOLVE_CANCELLED);
-	CHECK_INT(res[2].n, 0);
+	for (i = 0; i < 5; i++) {
+		CHECK_INT(res[i].calls, 1);
+		CHECK_INT(res[i].status, RESOLVE_CANCELLED);
+		CHECK_INT(res[i].n, 0);
+		CHECK_INT(res[i].ttl, 0);
+	}
 	/* And never again from the loop. */
 	spin(0.2);
-	CHECK_INT(res[0].calls + res[1].calls + res[2].calls, 3);
+	CHECK_INT(res[0].calls + res[1].calls + res[2].calls + res[3].calls +
+	    res[4].calls, 5);
 	close(fd);
 }
 
@@ -650,6 +862,301 @@ test_free_in_callback(void)
 	CHECK_INT(res[1].status, RESOLVE_CANCELLED);
 }
 
+/* res holds exactly want[] ("pref host" each, in order, NULL-ended). */
+static void
+check_mx(const struct result *res, const char *const *want, size_t max,
+    const char *row)
+{
+	char	got[300];
+	size_t	i, n;
+
+	for (n = 0; n < max && want[n] != NULL; n++)
+		;
+	CHECK_ROW(res->n == n, row);
+	for (i = 0; i < n && i < res->n; i++) {
+		snprintf(got, sizeof(got), "%u %s", res->mx[i].pref,
+		    res->mx[i].host);
+		CHECK_ROW(strcmp(got, want[i]) == 0, row);
+		if (strcmp(got, want[i]) != 0)
+			printf("  %s: mx[%zu] \"%s\", want \"%s\"\n", row, i,
+			    got, want[i]);
+	}
+}
+
+/* Every row at once, on one resolver, against dnsmasq. */
+static void
+test_mx(void)
+{
+	static const struct {
+		const char		*name;
+		enum resolve_status	 status;
+		unsigned int		 ttl;
+		const char		*want[4];
+	} rows[] = {
+		{ "mx.test", RESOLVE_OK, MX_TTL,
+		    { "10 mx10.test", "20 mx20.test", "30 mx30.test" } },
+		{ "MX.Test.", RESOLVE_OK, MX_TTL,
+		    { "10 mx10.test", "20 mx20.test", "30 mx30.test" } },
+		/* the CNAME's TTL is the smallest */
+		{ "mxalias.test", RESOLVE_OK, 30,
+		    { "10 mx10.test", "20 mx20.test", "30 mx30.test" } },
+		{ "null.test", RESOLVE_OK, MX_TTL, { "0 " } },	/* host "" */
+		{ "nullmix.test", RESOLVE_OK, MX_TTL, { "10 mx10.test" } },
+		/* an A record and no MX: the implicit MX */
+		{ "a4.test", RESOLVE_OK, RESOLVE_NEG_TTL, { NULL } },
+		/* a CNAME to that: an answer, but no MX in it */
+		{ "alias.test", RESOLVE_OK, RESOLVE_NEG_TTL, { NULL } },
+		{ "nx.test", RESOLVE_NXDOMAIN, RESOLVE_NEG_TTL, { NULL } },
+		{ "", RESOLVE_NXDOMAIN, RESOLVE_NEG_TTL, { NULL } },
+		{ ".", RESOLVE_NXDOMAIN, RESOLVE_NEG_TTL, { NULL } },
+		{ "a..test", RESOLVE_NXDOMAIN, RESOLVE_NEG_TTL, { NULL } },
+		{ "a23456789012345678901234567890"
+		    "1234567890123456789012345678901234.test",	/* 64 */
+		    RESOLVE_NXDOMAIN, RESOLVE_NEG_TTL, { NULL } },
+		/* dnsmasq REFUSES names outside test. */
+		{ "elsewhere.example", RESOLVE_TEMPFAIL, 0, { NULL } },
+	};
+	struct result	 res[NROWS(rows)];
+	struct resolver	*r;
+	size_t		 i;
+
+	if ((r = resolver_at(dnsmasq_port)) == NULL) {
+		CHECK(r != NULL);
+		return;
+	}
+	memset(res, 0, sizeof(res));
+	for (i = 0; i < NROWS(rows); i++) {
+		resolver_mx(r, rows[i].name, on_mx, &res[i]);
+		/* Never from inside the call, not even for "". */
+		CHECK_ROW(res[i].calls == 0, rows[i].name);
+	}
+	wait_for(res, NROWS(rows), 10);
+	for (i = 0; i < NROWS(rows); i++) {
+		CHECK_ROW(res[i].calls == 1, rows[i].name);
+		CHECK_ROW(res[i].status == rows[i].status, rows[i].name);
+		CHECK_ROW(res[i].ttl == rows[i].ttl, rows[i].name);
+		check_mx(&res[i], rows[i].want, NROWS(rows[i].want),
+		    rows[i].name);
+		if (res[i].status != rows[i].status || res[i].ttl != rows[i].ttl)
+			printf("  %s: %s ttl %u\n", rows[i].name,
+			    resolve_status_name(res[i].status), res[i].ttl);
+	}
+	resolver_free(r);
+}
+
+/* Too long to exist (RFC 1035 2.3.4), and just short enough. */
+static void
+test_mx_name_len(void)
+{
+	struct result	 res[2];
+	struct resolver	*r;
+	char		 name[300];
+	size_t		 i;
+
+	if ((r = resolver_at(dnsmasq_port)) == NULL) {
+		CHECK(r != NULL);
+		return;
+	}
+	memset(res, 0, sizeof(res));
+	memset(name, 'a', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	for (i = 63; i < sizeof(name); i += 64)
+		name[i] = '.';
+	name[254] = '\0';
+	resolver_mx(r, name, on_mx, &res[0]);
+	name[253] = '\0';
+	resolver_mx(r, name, on_mx, &res[1]);
+	wait_for(res, 2, 10);
+	CHECK_INT(res[0].calls, 1);
+	CHECK_INT(res[0].status, RESOLVE_NXDOMAIN);
+	CHECK_INT(res[1].calls, 1);
+	CHECK_INT(res[1].status, RESOLVE_TEMPFAIL);	/* asked: REFUSED */
+	resolver_free(r);
+}
+
+/*
+ * Equal preferences: all there, once each, between the lower and the
+ * higher one, and shuffled: among NEQ answers that come from dnsmasq
+ * in one order, the first of the three differs at least once (all NEQ
+ * alike by chance: 3 * 3^-NEQ).
+ */
+#define NEQ	24
+static void
+test_mx_equal(void)
+{
+	static struct result	 res[NEQ];
+	static const char	*eq[3] = { "eq-a.test", "eq-b.test",
+				    "eq-c.test" };
+	struct resolver		*r;
+	size_t			 i, j, k, seen;
+	bool			 differs = false;
+
+	if ((r = resolver_at(dnsmasq_port)) == NULL) {
+		CHECK(r != NULL);
+		return;
+	}
+	memset(res, 0, sizeof(res));
+	for (i = 0; i < NEQ; i++)
+		resolver_mx(r, "eq.test", on_mx, &res[i]);
+	wait_for(res, NEQ, 10);
+	for (i = 0; i < NEQ; i++) {
+		CHECK_INT(res[i].calls, 1);
+		CHECK_INT(res[i].status, RESOLVE_OK);
+		CHECK_INT(res[i].n, 5);
+		if (res[i].n != 5)
+			continue;
+		CHECK_INT(res[i].mx[0].pref, 5);
+		CHECK_STR(res[i].mx[0].host, "eq-first.test");
+		CHECK_INT(res[i].mx[4].pref, 20);
+		CHECK_STR(res[i].mx[4].host, "eq-last.test");
+		for (k = 0; k < 3; k++) {
+			for (seen = 0, j = 1; j < 4; j++)
+				if (res[i].mx[j].pref == 10 &&
+				    strcmp(res[i].mx[j].host, eq[k]) == 0)
+					seen++;
+			CHECK_INT(seen, 1);
+		}
+		if (strcmp(res[i].mx[1].host, res[0].mx[1].host) != 0)
+			differs = true;
+	}
+	CHECK(differs);
+	resolver_free(r);
+}
+
+/* 40 records over TCP: the 32 of the lowest preferences, in order. */
+static void
+test_mx_many(void)
+{
+	struct result	 res;
+	struct resolver	*r;
+	char		 want[32];
+	size_t		 i;
+
+	if ((r = resolver_at(dnsmasq_port)) == NULL) {
+		CHECK(r != NULL);
+		return;
+	}
+	memset(&res, 0, sizeof(res));
+	resolver_mx(r, "mxmany.test", on_mx, &res);
+	wait_for(&res, 1, 10);
+	CHECK_INT(res.calls, 1);
+	CHECK_INT(res.status, RESOLVE_OK);
+	CHECK_INT(res.ttl, MX_TTL);
+	CHECK_INT(res.n, RESOLVE_MX_MAX);
+	for (i = 0; i < res.n && i < RESOLVE_MX_MAX; i++) {
+		snprintf(want, sizeof(want), "p%03zu.test", 10 * (i + 1));
+		CHECK_INT(res.mx[i].pref, 10 * (i + 1));
+		CHECK_STR(res.mx[i].host, want);
+	}
+	resolver_free(r);
+}
+
+/* The rows of canned[], at once, against the canned server. */
+static void
+test_mx_canned(void)
+{
+	struct result	 res[NROWS(canned)];
+	struct resolver	*r;
+	struct event	*ev;
+	size_t		 i;
+	int		 fd, port;
+
+	if ((fd = mute_server(&port)) == -1 ||
+	    (r = resolver_at(port)) == NULL) {
+		CHECK(!"no canned server or resolver");
+		return;
+	}
+	ev = event_new(base, fd, EV_READ | EV_PERSIST, canned_answer, NULL);
+	event_add(ev, NULL);
+	memset(res, 0, sizeof(res));
+	for (i = 0; i < NROWS(canned); i++)
+		resolver_mx(r, canned[i].name, on_mx, &res[i]);
+	wait_for(res, NROWS(canned), 10);
+	for (i = 0; i < NROWS(canned); i++) {
+		CHECK_ROW(res[i].calls == 1, canned[i].name);
+		CHECK_ROW(res[i].status == canned[i].status, canned[i].name);
+		CHECK_ROW(res[i].ttl == canned[i].ttl, canned[i].name);
+		check_mx(&res[i], canned[i].want, NROWS(canned[i].want),
+		    canned[i].name);
+		if (res[i].status != canned[i].status ||
+		    res[i].ttl != canned[i].ttl)
+			printf("  %s: %s ttl %u\n", canned[i].name,
+			    resolve_status_name(res[i].status), res[i].ttl);
+	}
+	resolver_free(r);
+	event_free(ev);
+	close(fd);
+}
+
+static int	mx_counts[RESOLVE_CANCELLED + 1];
+
+static void
+on_mx_count(void *arg, enum resolve_status status,
+    const struct resolve_mx *mx, size_t n, unsigned int ttl)
+{
+	CHECK((unsigned int)status <= RESOLVE_CANCELLED);
+	if ((unsigned int)status <= RESOLVE_CANCELLED)
+		mx_counts[status]++;
+}
+
+/* One lookup over RESOLVE_PENDING_MAX: TEMPFAIL, from the loop. */
+static void
+test_mx_pending(void)
+{
+	struct resolver	*r;
+	size_t		 i;
+	int		 fd, port;
+
+	if ((fd = mute_server(&port)) == -1 ||
+	    (r = resolver_at(port)) == NULL) {
+		CHECK(!"no mute server or resolver");
+		return;
+	}
+	memset(mx_counts, 0, sizeof(mx_counts));
+	for (i = 0; i <= RESOLVE_PENDING_MAX; i++)
+		resolver_mx(r, "mx.test", on_mx_count, NULL);
+	CHECK_INT(mx_counts[RESOLVE_TEMPFAIL], 0);
+	spin(0.2);
+	CHECK_INT(mx_counts[RESOLVE_TEMPFAIL], 1);
+	CHECK_INT(mx_counts[RESOLVE_OK] + mx_counts[RESOLVE_NXDOMAIN] +
+	    mx_counts[RESOLVE_CANCELLED], 0);
+	resolver_free(r);
+	CHECK_INT(mx_counts[RESOLVE_CANCELLED], RESOLVE_PENDING_MAX);
+	CHECK_INT(mx_counts[RESOLVE_TEMPFAIL], 1);
+	close(fd);
+}
+
+/*
+ * The first answer's callback frees the resolver.  Both answers wait
+ * in the socket, so c-ares most likely reads the second one, records
+ * and all, before the first callback: it must be cancelled, once.
+ */
+static void
+test_mx_free_in_callback(void)
+{
+	struct result	 res[2];
+	struct resolver	*r;
+
+	if ((r = resolver_at(dnsmasq_port)) == NULL) {
+		CHECK(r != NULL);
+		return;
+	}
+	memset(res, 0, sizeof(res));
+	res[0].free_r = r;
+	resolver_mx(r, "mx.test", on_mx, &res[0]);
+	resolver_mx(r, "mx.test", on_mx, &res[1]);
+	usleep(200000);
+	wait_for(res, 2, 10);
+	CHECK_INT(res[0].calls, 1);
+	CHECK_INT(res[0].status, RESOLVE_OK);
+	CHECK_INT(res[0].n, 3);
+	CHECK_INT(res[1].calls, 1);
+	CHECK_INT(res[1].status, RESOLVE_CANCELLED);
+	CHECK_INT(res[1].n, 0);
+	spin(0.2);
+	CHECK_INT(res[0].calls + res[1].calls, 2);
+}
+
 int
 main(void)
 {
@@ -670,7 +1177,14 @@ main(void)
 		RUN(test_bounds);
 		RUN(test_no_search);
 		RUN(test_free_in_callback);
+		RUN(test_mx);
+		RUN(test_mx_name_len);
+		RUN(test_mx_equal);
+		RUN(test_mx_many);
+		RUN(test_mx_free_in_callback);
 	}
+	RUN(test_mx_canned);
+	RUN(test_mx_pending);
 	RUN(test_refused);
 	RUN(test_mute);
 	RUN(test_cancel);
