@@ -276,8 +276,9 @@ class Dnsmasq:
         for name, records in sorted(self.mx.items()):
             name = _check_name(name)
             for pref, exchange in records:
-                lines.append("mx-host=%s,%s,%d"
-                             % (name, _check_name(exchange), int(pref)))
+                # "." is the null MX of RFC 7505
+                exchange = "." if exchange == "." else _check_name(exchange)
+                lines.append("mx-host=%s,%s,%d" % (name, exchange, int(pref)))
         return "\n".join(lines) + "\n"
 
     def _args(self, port):
