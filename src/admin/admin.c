@@ -16,6 +16,8 @@
  */
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -37,12 +39,14 @@
 
 #include "addr.h"
 #include "conf.h"
+#include "control.h"
 #include "db.h"
 #include "explain.h"
 #include "policy.h"
 #include "resolve.h"
 #include "fsio.h"
 #include "ipmatch.h"
+#include "xalloc.h"
 
 #define DEFAULT_CONF	"/etc/postino/postino.conf"
 #define PASSWORD_MAX	1024
@@ -104,6 +108,7 @@ static int	do_popauth_grant(struct admin *, int, char **);
 static int	do_show_config(struct admin *, int, char **);
 static int	do_show_config_doc(struct admin *, int, char **);
 static int	do_not_yet(struct admin *, int, char **);
+static int	do_queue(struct admin *, int, char **);
 static int	do_explain(struct admin *, int, char **);
 
 static const struct cmd cmds[] = {
@@ -149,8 +154,13 @@ static const struct cmd cmds[] = {
 	{ "popauth", "grant", 2, 2, C_DB, do_popauth_grant, "ADDR IP" },
 	{ "show", "config", 0, 0, C_CONF, do_show_config, "" },
 	{ "show", "config-doc", 0, 0, 0, do_show_config_doc, "" },
-	{ "queue", NULL, 0, -1, 0, do_not_yet,
-	    "list|show|flush|hold|release|delete|bounce [ID]" },
+	{ "queue", "list", 0, 0, C_CONF, do_queue, "" },
+	{ "queue", "show", 1, 1, C_CONF, do_queue, "ID" },
+	{ "queue", "flush", 0, 1, C_CONF, do_queue, "[ID]" },
+	{ "queue", "hold", 1, 1, C_CONF, do_queue, "ID" },
+	{ "queue", "release", 1, 1, C_CONF, do_queue, "ID" },
+	{ "queue", "delete", 1, 1, C_CONF, do_queue, "ID" },
+	{ "queue", "bounce", 1, 1, C_CONF, do_queue, "ID" },
 	{ "stats", NULL, 0, -1, 0, do_not_yet, "" },
 	{ "explain", NULL, 0, -1, C_DB | C_OPTS, do_explain,
 	    "--ip IP [--auth ADDR] [--helo NAME] [--listener PROFILE] "
@@ -958,6 +968,66 @@ static int
 do_not_yet(struct admin *a, int argc, char **argv)
 {
 	return refuse("'%s' is not available yet", argv[-1]);
+}
+
+/*
+ * The queue commands act through the running daemon: one request on
+ * the store's control socket, then its answer until it closes.
+ */
+static int
+do_queue(struct admin *a, int argc, char **argv)
+{
+	struct sockaddr_un	 sun;
+	char			 req[128], buf[8192], *out = NULL, *nl;
+	size_t			 len = 0;
+	ssize_t			 n;
+	int			 fd, r;
+
+	if (chdir(a->conf->data_dir) == -1)
+		return refuse("cannot enter %s: %s", a->conf->data_dir,
+		    strerror(errno));
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", CONTROL_SOCKET);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return refuse("socket: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		r = errno;
+		close(fd);
+		if (r == EACCES)
+			return refuse("%s/%s: permission denied: run as root "
+			    "or as user %s", a->conf->data_dir, CONTROL_SOCKET,
+			    a->conf->user);
+		return refuse("postino is not running (%s/%s: %s); the queue "
+		    "commands act through the daemon", a->conf->data_dir,
+		    CONTROL_SOCKET, strerror(r));
+	}
+	snprintf(req, sizeof(req), "queue %s %s\n", argv[-1],
+	    argc > 0 ? argv[0] : "");
+	if (fsio_write_all(fd, req, strlen(req)) == -1) {
+		close(fd);
+		return refuse("control socket: %s", strerror(errno));
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		out = xreallocarray(out, len + (size_t)n + 1, 1);
+		memcpy(out + len, buf, (size_t)n);
+		len += (size_t)n;
+	}
+	close(fd);
+	if (out == NULL)
+		return refuse("the daemon closed the control socket without an "
+		    "answer");
+	out[len] = '\0';
+	if (strncmp(out, "ok\n", 3) == 0) {
+		fputs(out + 3, stdout);
+		free(out);
+		return 0;
+	}
+	if ((nl = strchr(out, '\n')) != NULL)
+		*nl = '\0';
+	r = refuse("%s", strncmp(out, "error ", 6) == 0 ? out + 6 : out);
+	free(out);
+	return r;
 }
 
 /*

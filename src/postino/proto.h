@@ -52,6 +52,31 @@ enum imsg_type {
 	IMSG_SESSION_END,
 	/* net -> store: forget the session's AUTH: STARTTLS (nothing) */
 	IMSG_AUTH_END,
+	/*
+	 * store -> net: deliver one message to the recipients of one
+	 * domain (id: the job), with a read-only descriptor of the spool
+	 * file whose first msglen octets are the message:
+	 * str queue id, str mail from (between < and >), u32 body (enum
+	 * smtp_body), u32 smtputf8, u64 msglen, str domain, u32 lmtp
+	 * (1: local delivery over [delivery] lmtp), str smart host
+	 * AUTH user ("" for none), str its password, u32 nrcpt, then nrcpt
+	 * x str recipient (local@domain)
+	 */
+	IMSG_DELIVER,
+	/*
+	 * net -> store: the outcome of a job, per recipient in the order
+	 * given: u32 nrcpt, then nrcpt x (u32 reply code: 2xx delivered,
+	 * 4xx try later, 5xx failed; str enhanced status "5.1.1"; str the
+	 * remote host "name[address]" or ""; str the reply or the reason,
+	 * one line)
+	 */
+	IMSG_DELIVER_RESULT,
+	/*
+	 * store -> net, just before the IMSG_DELIVER of the same id: the
+	 * socket store connected to an "unix:" LMTP server, which net's
+	 * chroot cannot reach (nothing else)
+	 */
+	IMSG_DELIVER_SOCK,
 };
 
 enum commit_status {

@@ -134,6 +134,7 @@ class Postino:
         self.smtp = {"max_connections": "256"}
         self.smtp.update({k: str(v) for k, v in (smtp or {}).items()})
         self.extra_config = extra_config
+        self.dead_dns_port = free_port()
         self.proc = None
         self.children = []
         self.starts = 0
@@ -164,6 +165,11 @@ class Postino:
             "[intrusion]",
             "bypass = 127.0.0.1",
         ]
+        if "[dns]" not in self.extra_config:
+            # Nothing here may ask the world's DNS: a loopback port with
+            # no server refuses at once, so mail to other domains is
+            # deferred (a temporary DNS failure) and stays queued.
+            lines += ["[dns]", "servers = 127.0.0.1:%d" % self.dead_dns_port]
         if self.extra_config:
             lines.append(self.extra_config)
         with open(self.conf, "w") as f:

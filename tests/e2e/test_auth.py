@@ -820,7 +820,11 @@ def test_relay_authenticated_is_queued(srv, transport):
     line = wait_log(srv, r"event=queued qid=%s [^\n]*" % re.escape(qid))
     assert line and line.group(0).endswith(" sasl_method=PLAIN sasl_username=%s" % DEMO), \
         line and line.group(0)
-    # Remote delivery is not built yet: the message stays in the queue.
+    # No DNS answers in these tests (conftest): the message is deferred
+    # and stays in the queue.
+    assert wait_log(srv, r"qid=%s event=deferred to=<%s> relay=none status=4\.4\.3 "
+                    r"reply=\"temporary DNS failure looking up the MX of " % (
+                        re.escape(qid), re.escape(REMOTE)))
     qfile = os.path.join(srv.data_dir, "spool", "queue", qid)
     deadline = time.monotonic() + WAIT
     while not os.path.exists(qfile) and time.monotonic() < deadline:

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "compat.h"
 #include "log.h"
 #include "net.h"
@@ -213,6 +214,14 @@ store_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 		log_info("net event=exit reason=\"store has gone\"");
 		exit(0);
 	}
+	if (m->type == IMSG_DELIVER) {
+		client_deliver(m);
+		return;
+	}
+	if (m->type == IMSG_DELIVER_SOCK) {
+		client_deliver_sock(m);
+		return;
+	}
 	if ((s = session_find(m->id)) != NULL) {
 		smtp_session_store_reply(s, m);
 		return;
@@ -282,9 +291,10 @@ net_main(struct conf *conf, struct role_listen *ls, size_t nls)
 	if ((size_t)snprintf(chroot_dir, sizeof(chroot_dir), "%s/" CHROOT_DIR,
 	    conf->data_dir) >= sizeof(chroot_dir))
 		fatalx("net: data_dir %s: path too long", conf->data_dir);
+	net.base = event_base_new();
+	client_init();		/* reads resolv.conf: before the chroot */
 	role_drop("net", NET_USER, chroot_dir);
 
-	net.base = event_base_new();
 	net.store = ipc_new(net.base, ROLE_FD_PEER, "store", store_dispatch,
 	    NULL);
 	for (i = 0; i < nls; i++) {

@@ -1,5 +1,5 @@
 /*
- * queue.c - spool files, commit, recovery and the delivery scheduler.
+ * queue.c - spool files, commit and recovery (scheduler.c delivers).
  *
  * Runs in the store role.  The loop thread owns every structure here;
  * workers get a job struct of their own and return results in it.
@@ -24,7 +24,6 @@
 #include "conf.h"
 #include "fsio.h"
 #include "log.h"
-#include "maildir.h"
 #include "pool.h"
 #include "queue.h"
 #include "xalloc.h"
@@ -33,8 +32,6 @@
 #define DIR_QUEUE	"spool/queue"
 #define DIR_MAIL	"mail"
 #define SPOOL_BUCKETS	1024
-#define RETRY_FIRST	30	/* seconds, doubled per attempt */
-#define RETRY_MAX	3600
 
 struct spool {
 	struct spool	*next;
@@ -43,22 +40,13 @@ struct spool {
 	bool		 committing;
 };
 
-struct qmsg {
-	struct qmsg	*next;
-	struct queue	*q;
-	char		 qid[QID_LEN + 1];
-	unsigned int	 attempts;
-	struct event	*timer;
-};
-
 struct queue {
 	struct event_base	*base;
 	struct pool		*pool;
 	const struct conf	*conf;
 	struct spool		*spools[SPOOL_BUCKETS];
-	struct qmsg		*ready, **ready_tail;
-	unsigned int		 active, max_active;
-	char			 hostname[256];	/* safe for a Maildir name */
+	queue_added_cb		 added;
+	void			*added_arg;
 };
 
 struct commit_job {
@@ -71,17 +59,6 @@ struct commit_job {
 	queue_commit_cb	 cb;
 	void		*arg;
 };
-
-enum deliver_result { DELIVER_DONE, DELIVER_DEFER };
-
-struct deliver_job {
-	struct qmsg		*m;
-	const char		*hostname;
-	enum deliver_result	 result;
-};
-
-static void	schedule(struct queue *, struct qmsg *);
-static void	run_ready(struct queue *);
 
 static unsigned int
 bucket(const char *qid)
@@ -227,14 +204,11 @@ commit_done(void *arg)
 {
 	struct commit_job	*j = arg;
 	struct queue		*q = j->q;
-	struct qmsg		*m;
 	char			 path[64];
 
 	if (j->status == COMMIT_OK) {
-		m = xcalloc(1, sizeof(*m));
-		m->q = q;
-		strlcpy(m->qid, j->sp->qid, sizeof(m->qid));
-		schedule(q, m);
+		if (q->added != NULL)
+			q->added(q->added_arg, j->sp->qid);
 	} else {
 		snprintf(path, sizeof(path), DIR_INCOMING "/%s", j->sp->qid);
 		unlink(path);
@@ -243,7 +217,6 @@ commit_done(void *arg)
 	j->cb(j->arg, j->status);
 	free(j->env);
 	free(j);
-	run_ready(q);
 }
 
 void
@@ -271,9 +244,8 @@ queue_spool_commit(struct queue *q, struct envelope *env, queue_commit_cb cb,
 	pool_run(q->pool, commit_work, commit_done, j);
 }
 
-/* Read the envelope of a committed message; -1 when it is damaged. */
-static int
-read_envelope(int fd, struct envelope *env, const char *qid)
+int
+queue_envelope_read(int fd, struct envelope *env, const char *qid)
 {
 	char		 trailer[ENV_TRAILER_LEN];
 	const char	*errstr;
@@ -301,144 +273,14 @@ read_envelope(int fd, struct envelope *env, const char *qid)
 	return r;
 }
 
-static bool
-deliver_target(struct deliver_job *j, int fd, struct envelope *env,
-    size_t i)
-{
-	struct env_target	*t = &env->targets[i];
-	char			 name[512];
-	int			 r;
-
-	if (!t->local) {
-		log_info("queue qid=%s event=deferred rcpt=<%s@%s> "
-		    "reason=\"remote delivery is not available yet\"",
-		    env->qid, t->local_part, t->domain);
-		return false;
-	}
-	snprintf(name, sizeof(name), "%lld.Q%sR%zu.%s,S=%" PRIu64,
-	    (long long)env->time, env->qid, i, j->hostname, env->msglen);
-	r = maildir_deliver(DIR_MAIL, t->domain, t->local_part, name, fd,
-	    (off_t)env->msglen);
-	if (r == 0) {
-		log_info("queue qid=%s event=delivered to=<%s@%s> "
-		    "mailbox=%s/%s", env->qid, t->local_part, t->domain,
-		    t->domain, t->local_part);
-		return true;
-	}
-	if (r == -2) {
-		log_err("queue qid=%s event=failed to=<%s@%s> "
-		    "reason=\"unusable mailbox name\"", env->qid,
-		    t->local_part, t->domain);
-		return true;	/* XXX bounce, once bounces exist */
-	}
-	log_warn("queue qid=%s event=deferred to=<%s@%s> error=\"%s\"",
-	    env->qid, t->local_part, t->domain, strerror(errno));
-	return false;
-}
-
-static void
-deliver_work(void *arg)
-{
-	struct deliver_job	*j = arg;
-	struct envelope		 env;
-	char			 path[64];
-	size_t			 i;
-	bool			 all = true;
-	int			 fd;
-
-	j->result = DELIVER_DEFER;
-	snprintf(path, sizeof(path), DIR_QUEUE "/%s", j->m->qid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		if (errno == ENOENT)
-			j->result = DELIVER_DONE;	/* deleted by admin */
-		return;
-	}
-	memset(&env, 0, sizeof(env));
-	if (read_envelope(fd, &env, j->m->qid) == -1) {
-		close(fd);
-		envelope_clear(&env);
-		return;		/* stays for the administrator */
-	}
-	for (i = 0; i < env.ntargets; i++)
-		if (!deliver_target(j, fd, &env, i))
-			all = false;
-	close(fd);
-	envelope_clear(&env);
-	if (all) {
-		unlink(path);
-		j->result = DELIVER_DONE;
-	}
-}
-
-static void
-retry_timer(evutil_socket_t fd, short ev, void *arg)
-{
-	struct qmsg	*m = arg;
-
-	event_free(m->timer);
-	m->timer = NULL;
-	schedule(m->q, m);
-	run_ready(m->q);
-}
-
-static void
-deliver_done(void *arg)
-{
-	struct deliver_job	*j = arg;
-	struct qmsg		*m = j->m;
-	struct queue		*q = m->q;
-	struct timeval		 tv = { RETRY_FIRST, 0 };
-	unsigned int		 i;
-
-	q->active--;
-	if (j->result == DELIVER_DONE) {
-		free(m);
-	} else {
-		for (i = 0; i < m->attempts && tv.tv_sec < RETRY_MAX; i++)
-			tv.tv_sec *= 2;
-		if (tv.tv_sec > RETRY_MAX)
-			tv.tv_sec = RETRY_MAX;
-		m->attempts++;
-		m->timer = evtimer_new(q->base, retry_timer, m);
-		evtimer_add(m->timer, &tv);
-	}
-	free(j);
-	run_ready(q);
-}
-
-static void
-schedule(struct queue *q, struct qmsg *m)
-{
-	m->next = NULL;
-	*q->ready_tail = m;
-	q->ready_tail = &m->next;
-}
-
-static void
-run_ready(struct queue *q)
-{
-	struct deliver_job	*j;
-	struct qmsg		*m;
-
-	while (q->active < q->max_active && (m = q->ready) != NULL) {
-		if ((q->ready = m->next) == NULL)
-			q->ready_tail = &q->ready;
-		j = xcalloc(1, sizeof(*j));
-		j->m = m;
-		j->hostname = q->hostname;
-		q->active++;
-		pool_run(q->pool, deliver_work, deliver_done, j);
-	}
-}
-
+/* Nothing in spool/incoming was acknowledged: it goes. */
 static void
 recover(struct queue *q)
 {
 	DIR		*d;
 	struct dirent	*de;
-	struct qmsg	*m;
 	char		 path[300];
-	unsigned int	 dropped = 0, queued = 0;
+	unsigned int	 dropped = 0;
 
 	if ((d = opendir(DIR_INCOMING)) == NULL)
 		fatal("opendir " DIR_INCOMING);
@@ -450,20 +292,7 @@ recover(struct queue *q)
 			dropped++;
 	}
 	closedir(d);
-	if ((d = opendir(DIR_QUEUE)) == NULL)
-		fatal("opendir " DIR_QUEUE);
-	while ((de = readdir(d)) != NULL) {
-		if (!qid_valid(de->d_name))
-			continue;
-		m = xcalloc(1, sizeof(*m));
-		m->q = q;
-		strlcpy(m->qid, de->d_name, sizeof(m->qid));
-		schedule(q, m);
-		queued++;
-	}
-	closedir(d);
-	log_info("queue event=recovered queued=%u discarded-incoming=%u",
-	    queued, dropped);
+	log_info("queue event=recovered discarded-incoming=%u", dropped);
 }
 
 struct queue *
@@ -471,23 +300,22 @@ queue_open(struct event_base *base, struct pool *pool,
     const struct conf *conf)
 {
 	struct queue	*q = xcalloc(1, sizeof(*q));
-	char		*p;
 
 	q->base = base;
 	q->pool = pool;
 	q->conf = conf;
-	q->ready_tail = &q->ready;
-	q->max_active = conf->workers > 2 ? conf->workers / 2 : 1;
-	strlcpy(q->hostname, conf->hostname, sizeof(q->hostname));
-	for (p = q->hostname; *p != '\0'; p++)	/* Maildir name rules */
-		if (*p == '/' || *p == ':' || *p == ',')
-			*p = '_';
 	if (fsio_mkdirs(DIR_INCOMING, 0700) == -1 ||
 	    fsio_mkdirs(DIR_QUEUE, 0700) == -1 ||
 	    fsio_mkdirs(DIR_MAIL, 0700) == -1)
 		fatal("cannot make the spool directories");
 	srandom((unsigned int)(time(NULL) ^ getpid()));
 	recover(q);
-	run_ready(q);
 	return q;
+}
+
+void
+queue_set_added(struct queue *q, queue_added_cb cb, void *arg)
+{
+	q->added = cb;
+	q->added_arg = arg;
 }

@@ -20,9 +20,10 @@ struct conf;
 struct queue;
 
 typedef void (*queue_commit_cb)(void *arg, enum commit_status);
+typedef void (*queue_added_cb)(void *arg, const char *qid);
 
-/* Make the spool directories, discard spool/incoming (never
- * acknowledged) and schedule every committed message. */
+/* Make the spool directories and discard spool/incoming (never
+ * acknowledged); scheduler.c takes spool/queue. */
 struct queue	*queue_open(struct event_base *, struct pool *,
 		    const struct conf *);
 
@@ -46,5 +47,15 @@ void	queue_spool_abort(struct queue *, const char *qid);
  */
 void	queue_spool_commit(struct queue *, struct envelope *env,
 	    queue_commit_cb cb, void *arg);
+
+/* Called with the queue id of every message committed from now on. */
+void	queue_set_added(struct queue *, queue_added_cb cb, void *arg);
+
+/*
+ * Read the envelope of a committed message from its spool file (any
+ * thread); env->msglen is set.  -1 (logged) when the file is damaged;
+ * call envelope_clear in every case.
+ */
+int	queue_envelope_read(int fd, struct envelope *env, const char *qid);
 
 #endif

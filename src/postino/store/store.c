@@ -20,6 +20,7 @@
 #include "addr.h"
 #include "auth.h"
 #include "compat.h"
+#include "control.h"
 #include "db.h"
 #include "ipc.h"
 #include "log.h"
@@ -30,6 +31,7 @@
 #include "queue.h"
 #include "resolve.h"
 #include "role.h"
+#include "scheduler.h"
 #include "smtp_syntax.h"
 #include "xalloc.h"
 
@@ -39,6 +41,7 @@ static struct {
 	struct ipc		*net;
 	struct db		*db;
 	struct queue		*queue;
+	struct sched		*sched;
 	struct pool		*pool;
 	struct policy		*policy;
 	struct resolver		*resolver;
@@ -334,6 +337,12 @@ do_spool_abort(struct ipc_msg *m)
 }
 
 static void
+queue_added(void *arg, const char *qid)
+{
+	sched_add(st.sched, qid);
+}
+
+static void
 net_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 {
 	if (m == NULL) {
@@ -366,6 +375,9 @@ net_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 	case IMSG_AUTH_END:
 		ipc_end(m);
 		auth_session_end(m->id);
+		break;
+	case IMSG_DELIVER_RESULT:
+		sched_delivery_result(st.sched, m);
 		break;
 	default:
 		fatalx("store: unknown message %u from net", m->type);
@@ -432,8 +444,11 @@ store_main(struct conf *conf)
 	st.base = event_base_new();
 	st.pool = pool_new(st.base, conf->workers);
 	st.queue = queue_open(st.base, st.pool, conf);
-	pickup_start(st.base, st.queue, conf);
 	st.net = ipc_new(st.base, ROLE_FD_PEER, "net", net_dispatch, NULL);
+	st.sched = sched_new(st.base, st.pool, conf, st.queue, st.net);
+	queue_set_added(st.queue, queue_added, NULL);
+	control_start(st.base, st.sched);
+	pickup_start(st.base, st.queue, conf);
 	auth_init(st.db, st.pool, st.net);
 	policy_start(conf);
 	sigterm = evsignal_new(st.base, SIGTERM, on_signal, NULL);

@@ -1,0 +1,281 @@
+"""R5.3, R5.6: delivery to other domains by MX, against real peers on
+loopback: a private dnsmasq serves the MX and address records, Postfix's
+smtp-sink plays the remote servers on 127.0.0.x and one port (postino's
+[delivery] smtp_port), and the DSNs come back into the demo Maildir.
+
+The client is trusted (127.0.0.1 in the trusted hosts), so it may send
+as demo@example.test and relay (R3.5)."""
+import email
+import os
+import shutil
+import smtplib
+import sys
+import tempfile
+import time
+
+import pytest
+
+from conftest import DEMO, Postino, _check_binaries, _failed, _finish
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from dnsmasq import Dnsmasq  # noqa: E402
+from smtp_sink import SmtpSink, common_free_port  # noqa: E402
+
+pytestmark = pytest.mark.skipif(SmtpSink.unavailable() is not None,
+                                reason=str(SmtpSink.unavailable()))
+
+MSG = (b"From: demo@example.test\r\n"
+       b"To: someone@far.test\r\n"
+       b"Subject: outbound\r\n"
+       b"Message-ID: <out-1@example.test>\r\n"
+       b"\r\n"
+       b"line one\r\n"
+       b".leading dot stays\r\n"
+       b"last line\r\n")
+
+
+class World:
+    """dnsmasq, sinks on 127.0.0.2.. sharing one port, and postino."""
+
+    def __init__(self, tmp, mx, hosts, delivery=None):
+        self.tmp = tmp
+        self.dns = Dnsmasq(hosts=hosts, mx=mx)
+        self.dns.start()
+        addrs = sorted({a for v in hosts.values() for a in v})
+        self.port = common_free_port(addrs or ["127.0.0.2"])
+        self.sinks = {}
+        conf = {"smtp_port": self.port, "retry_first": 1, "retry_max": 2}
+        conf.update(delivery or {})
+        extra = "[dns]\nservers = %s\n[delivery]\n%s\n" % (
+            self.dns.server, "\n".join("%s = %s" % kv for kv in conf.items()))
+        _check_binaries()
+        self.p = Postino(extra_config=extra)
+        self.p.add_domain("example.test")
+        self.p.add_account(DEMO)
+        self.p.admin("trusted", "add", "127.0.0.1")
+        self.p.start()
+
+    def sink(self, host, **kw):
+        s = SmtpSink(self.tmp, host=host, port=self.port, **kw)
+        s.start()
+        self.sinks[host] = s
+        return s
+
+    def send(self, rcpts, msg=MSG, sender=DEMO):
+        with smtplib.SMTP("127.0.0.1", self.p.mx_port, timeout=10) as c:
+            c.sendmail(sender, rcpts, msg)
+
+    def log_has(self, text, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.p.read_log():
+                return True
+            time.sleep(0.1)
+        return False
+
+    def close(self, failed):
+        for s in self.sinks.values():
+            s.stop()
+        self.dns.stop()
+        _finish([self.p], failed)
+
+
+@pytest.fixture
+def world(request):
+    # The sinks drop to "nobody", which must reach their dump files.
+    top = tempfile.mkdtemp(prefix="postino-out-")
+    os.chmod(top, 0o755)
+    made = []
+
+    def make(**kw):
+        w = World(top, **kw)
+        made.append(w)
+        return w
+    yield make
+    failed = _failed(request)
+    for w in made:
+        w.close(failed)
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def test_mx_delivery_byte_exact_in_batches(world):
+    w = world(mx={"far.test": [(10, "mx1.far.test")]},
+              hosts={"mx1.far.test": ["127.0.0.2"]},
+              delivery={"max_recipients_per_session": 2})
+    sink = w.sink("127.0.0.2")
+    rcpts = ["a@far.test", "b@far.test", "c@far.test", "d@far.test", "e@far.test"]
+    w.send(rcpts)
+    ts = sink.wait_transactions(3, timeout=15)
+    assert sorted(len(t["rcpts"]) for t in ts) == [1, 2, 2]
+    assert sorted(r for t in ts for r in t["rcpts"]) == rcpts
+    for t in ts:
+        assert t["mail_from"] == DEMO
+        # postino's own Received header, then exactly the bytes sent
+        assert t["data"].endswith(MSG)
+        received = t["data"][:-len(MSG)].split(b"\r\n")
+        assert received[0].startswith(b"Received: from ") and received[-1] == b""
+        assert all(line[:1] in (b" ", b"\t") for line in received[1:-1])
+    # all in one session: one connection, then removed from the queue
+    assert w.log_has("event=removed")
+    assert os.listdir(os.path.join(w.p.data_dir, "spool", "queue")) == []
+
+
+def test_mx_preference_and_try_next(world):
+    # The best MX (127.0.0.3) has nobody listening: the next one gets it.
+    w = world(mx={"far.test": [(20, "mx2.far.test"), (10, "mx1.far.test")]},
+              hosts={"mx1.far.test": ["127.0.0.3"], "mx2.far.test": ["127.0.0.2"]})
+    sink = w.sink("127.0.0.2")
+    w.send(["x@far.test"])
+    t, = sink.wait_transactions(1, timeout=15)
+    assert t["rcpts"] == ["x@far.test"]
+    log = w.p.read_log()
+    assert "event=address-failed relay=mx1.far.test[127.0.0.3]" in log
+
+
+def test_no_mx_falls_back_to_address(world):
+    w = world(mx={}, hosts={"plain.test": ["127.0.0.2"]})
+    sink = w.sink("127.0.0.2")
+    w.send(["y@plain.test"])
+    t, = sink.wait_transactions(1, timeout=15)
+    assert t["rcpts"] == ["y@plain.test"]
+
+
+def wait_dsn(p, timeout=20):
+    msgs = p.wait_messages(1, addr=DEMO, timeout=timeout)
+    assert len(msgs) == 1, msgs
+    return msgs[0]
+
+
+def test_5xx_bounces_with_the_remote_reply(world):
+    w = world(mx={"far.test": [(10, "mx1.far.test")]},
+              hosts={"mx1.far.test": ["127.0.0.2"]})
+    w.sink("127.0.0.2", hard_reject=("rcpt",))
+    w.send(["gone@far.test"])
+    raw = wait_dsn(w.p)
+    msg = email.message_from_bytes(raw)
+    assert msg["Subject"] == "Undelivered Mail Returned to Sender"
+    assert msg["To"] == "<%s>" % DEMO or DEMO in msg["To"]
+    assert msg.get_content_type() == "multipart/report"
+    text = raw.decode("ascii", "replace")
+    assert "Final-Recipient: rfc822; gone@far.test" in text
+    assert "Action: failed" in text
+    assert "Remote-MTA: dns; mx1.far.test[127.0.0.2]" in text
+    # smtp-sink's own hard reply, quoted
+    assert "Diagnostic-Code: smtp; 5" in text
+    assert "Subject: outbound" in text          # the original headers
+    assert w.log_has("event=removed")
+
+
+def test_4xx_is_retried_then_delivered(world):
+    w = world(mx={"far.test": [(10, "mx1.far.test")]},
+              hosts={"mx1.far.test": ["127.0.0.2"]})
+    soft = w.sink("127.0.0.2", soft_reject=("rcpt",))
+    w.send(["later@far.test"])
+    assert w.log_has("event=retry-later attempts=1")
+    soft.stop()
+    del w.sinks["127.0.0.2"]
+    sink = w.sink("127.0.0.2")
+    t, = sink.wait_transactions(1, timeout=20)
+    assert t["rcpts"] == ["later@far.test"]
+    assert w.log_has("event=removed")
+    # no bounce came back
+    assert w.p.messages(DEMO) == {}
+
+
+def test_null_mx_bounces_at_once(world):
+    w = world(mx={"nomail.test": [(0, ".")]}, hosts={})
+    w.send(["who@nomail.test"])
+    text = wait_dsn(w.p).decode("ascii", "replace")
+    assert "Status: 5.1.10" in text
+    assert "null MX" in text
+
+
+# --- queue tools (R5.7): each verb through the running daemon ----------
+
+QID_RE = r"[0-9A-F]{16}"
+
+
+def queued_ids(p):
+    return sorted(os.listdir(os.path.join(p.data_dir, "spool", "queue")))
+
+
+def test_queue_tools(world):
+    import re
+    # Nobody listens at far.test's MX: the message stays deferred.
+    w = world(mx={"far.test": [(10, "mx1.far.test")]},
+              hosts={"mx1.far.test": ["127.0.0.2"]},
+              delivery={"retry_first": 3600, "retry_max": 3600})
+    w.send(["a@far.test", "b@far.test"])
+    assert w.log_has("event=retry-later attempts=1")
+    qid, = queued_ids(w.p)
+
+    out = w.p.admin("queue", "list").stdout
+    lines = out.splitlines()
+    assert re.match(r"^%s +\d+s +\d+ deferred <demo@example.test>$" % qid, lines[0]), out
+    refused = "(connect to mx1.far.test[127.0.0.2]:%d: Connection refused)" % w.port
+    assert lines[1] == "    <a@far.test> " + refused
+    assert lines[2] == "    <b@far.test> " + refused
+    size = int(lines[0].split()[2])
+    assert lines[3] == "-- 1 message, %d octets" % size
+    assert len(lines) == 4
+
+    out = w.p.admin("queue", "show", qid).stdout
+    assert out.startswith("queue id: %s\nstate: deferred\nage: " % qid), out
+    assert "\nsize: %d\nsender: <demo@example.test>\n" % size in out
+    assert "\nattempts: 1\n" in out
+    assert "\nrecipient: <a@far.test> pending 4.4.1: connect to " in out
+    assert "\nSubject: outbound\n" in out
+
+    # hold: out of the queue and of the schedule; list says so
+    r = w.p.admin("queue", "hold", qid)
+    assert r.stdout == "%s on hold\n" % qid
+    assert queued_ids(w.p) == []
+    assert " hold " in w.p.admin("queue", "list").stdout
+    r = w.p.admin("queue", "flush", qid, check=False)
+    assert r.returncode == 1
+    assert r.stderr == "postino-admin: no message %s in the queue (it is on hold: " \
+        "release it first)\n" % qid
+    # release, then flush with a listener: delivered now
+    assert w.p.admin("queue", "release", qid).stdout == "%s released\n" % qid
+    assert w.log_has("event=retry-later attempts=2")
+    sink = w.sink("127.0.0.2")
+    assert w.p.admin("queue", "flush").stdout == "1 message scheduled now\n"
+    t, = sink.wait_transactions(1, timeout=15)
+    assert sorted(t["rcpts"]) == ["a@far.test", "b@far.test"]
+    assert w.log_has("qid=%s event=removed" % qid)
+    assert w.p.admin("queue", "list").stdout == "Mail queue is empty\n"
+
+    # delete, and bounce (a DSN to the sender, the message gone)
+    sink.stop()
+    del w.sinks["127.0.0.2"]
+    w.send(["c@far.test"])
+    w.send(["d@far.test"])
+    deadline = time.monotonic() + 10
+    while w.p.read_log().count("event=retry-later attempts=1") < 3 and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    q1, q2 = queued_ids(w.p)
+    assert w.p.admin("queue", "delete", q1).stdout == "%s deleted\n" % q1
+    assert queued_ids(w.p) == [q2]
+    assert not os.path.exists(os.path.join(w.p.data_dir, "spool", "deferred", q1))
+    assert w.p.admin("queue", "bounce", q2).stdout == "%s returned to its sender\n" % q2
+    dsn = wait_dsn(w.p).decode()
+    assert "Final-Recipient: rfc822; d@far.test" in dsn
+    assert "returned by the administrator" in dsn
+    assert w.log_has("qid=%s event=removed" % q2)
+
+    # refusals: exit 1, one line naming what is wrong
+    r = w.p.admin("queue", "show", "nonsense", check=False)
+    assert (r.returncode, r.stderr) == (1, "postino-admin: 'nonsense' is not a queue id\n")
+    r = w.p.admin("queue", "delete", q1, check=False)
+    assert (r.returncode, r.stderr) == (1, "postino-admin: no message %s in the queue\n" % q1)
+
+
+def test_queue_tools_need_the_daemon(world):
+    w = world(mx={}, hosts={})
+    w.p.stop()
+    r = w.p.admin("queue", "list", check=False)
+    assert r.returncode == 1
+    assert r.stderr.startswith("postino-admin: postino is not running (")
+    assert r.stderr.endswith("control.sock: No such file or directory); the queue "
+                             "commands act through the daemon\n")
