@@ -32,12 +32,13 @@ MSG = (b"From: demo@example.test\r\n"
 
 class Setup:
     def __init__(self, top, mode, tls_require=False, peer_tls=True, mx=None, hosts=None,
-                 user=USER, password=PASSWORD):
+                 user=USER, password=PASSWORD, mechs=("PLAIN", "LOGIN")):
         self.top = top
         self.port = common_free_port(["127.0.0.2", "127.0.0.4"])
         self.peer = MxPeer(top, "127.0.0.4", self.port, tls=peer_tls,
                            sasl_users={USER: PASSWORD}, require_auth=True,
-                           auth_only_with_tls=peer_tls, hostname="smarthost.test")
+                           auth_only_with_tls=peer_tls, hostname="smarthost.test",
+                           sasl_mechs=mechs)
         self.peer.start()
         self.dns = Dnsmasq(hosts=hosts or {}, mx=mx or {})
         self.dns.start()
@@ -113,6 +114,15 @@ def test_always_with_auth_over_starttls(setup):
     assert s.log_has("event=auth relay=smarthost.test[127.0.0.4]") or \
         s.log_has("event=auth relay=127.0.0.4[127.0.0.4]")
     assert s.log_has("event=removed")
+
+
+def test_always_with_auth_login(setup):
+    # A smart host that offers LOGIN only (many Exchange-era relays do).
+    s = setup("always", mechs=("LOGIN",))
+    s.send(["friend@elsewhere.test"])
+    (path, data), = s.peer.wait_messages(1, timeout=30)
+    assert MxPeer.as_sent(data, "smarthost.test").endswith(MSG)
+    assert "sasl_method=LOGIN, sasl_username=%s" % USER in s.peer.log()
 
 
 def test_wrong_password_defers(setup):

@@ -58,7 +58,7 @@ hostname made here with openssl (cert_path); auth_only_with_tls offers
 AUTH only after STARTTLS (smtpd_tls_auth_only).  SASL (sasl_users
 {"user": "password"}): Cyrus SASL in smtpd (smtpd_sasl_type = cyrus)
 with a private smtpd.conf (cyrus_sasl_config_path), auxprop sasldb in a
-private file made with saslpasswd2 -f, mech_list PLAIN LOGIN.  A user
+private file made with saslpasswd2 -f, mech_list sasl_mechs (PLAIN LOGIN).  A user
 "name@realm" is stored as name in realm; a user without "@" in the
 realm hostname (smtpd_sasl_local_domain).
 
@@ -153,7 +153,8 @@ class MxPeer(PostfixPeer):
 
     def __init__(self, top_dir, host="127.0.0.1", port=None, domains=(), tls=True,
                  sasl_users=None, require_auth=False, auth_only_with_tls=False,
-                 reply_rcpt=None, hostname="mx.far.test", extra_main=None):
+                 reply_rcpt=None, hostname="mx.far.test", extra_main=None,
+                 sasl_mechs=("PLAIN", "LOGIN")):
         self.host = loopback(host)
         self.port = port if port is not None else common_free_port([self.host])
         self.domains = [d.lower() for d in domains]
@@ -162,6 +163,7 @@ class MxPeer(PostfixPeer):
         self.require_auth = require_auth
         self.auth_only_with_tls = auth_only_with_tls
         self.reply_rcpt = dict(reply_rcpt or {})
+        self.sasl_mechs = tuple(sasl_mechs)
         self.myhostname = hostname
         self.master_pid = None
         if require_auth and not self.sasl_users:
@@ -336,7 +338,7 @@ class MxPeer(PostfixPeer):
             f.write("pwcheck_method: auxprop\n"
                     "auxprop_plugin: sasldb\n"
                     "sasldb_path: %s\n"
-                    "mech_list: PLAIN LOGIN\n" % self.sasldb)
+                    "mech_list: %s\n" % (self.sasldb, " ".join(self.sasl_mechs)))
         for user, password in self.sasl_users.items():
             name, at, realm = user.rpartition("@")
             if not at:
