@@ -48,7 +48,7 @@ struct resolve_sock {
 _Static_assert(sizeof(((struct resolve_mx *)0)->host) == NAME_MAX_LEN + 1,
     "resolve_mx.host holds a name of NAME_MAX_LEN octets");
 
-enum query_kind { Q_ADDRS, Q_MX };
+enum query_kind { Q_ADDRS, Q_MX, Q_PTR };
 
 struct resolve_query {
 	TAILQ_ENTRY(resolve_query) entry;
@@ -58,6 +58,7 @@ struct resolve_query {
 	union {
 		resolver_addrs_cb addrs_cb;	/* Q_ADDRS */
 		resolver_mx_cb	 mx_cb;		/* Q_MX */
+		resolver_name_cb name_cb;	/* Q_PTR */
 	};
 	void		*arg;
 	enum resolve_status status;
@@ -66,6 +67,7 @@ struct resolve_query {
 	union {
 		uint8_t		 addrs[RESOLVE_ADDRS_MAX][16];
 		struct resolve_mx *mx;	/* Q_MX: RESOLVE_MX_MAX, or NULL */
+		char		 name[NAME_MAX_LEN + 1];	/* Q_PTR */
 	};
 };
 
@@ -350,6 +352,10 @@ query_call(struct resolve_query *q)
 		q->mx_cb(q->arg, q->status, q->n > 0 ? q->mx : NULL, q->n,
 		    q->ttl);
 		free(q->mx);
+		break;
+	case Q_PTR:
+		q->name_cb(q->arg, q->status, q->status == RESOLVE_OK ?
+		    q->name : NULL);
 		break;
 	default:
 		panic("resolve: query kind %d", (int)q->kind);
@@ -825,5 +831,46 @@ resolver_mx(struct resolver *r, const char *domain, resolver_mx_cb cb,
 	}
 	/* ares_query(), not ares_search(): the name goes out as it is. */
 	ares_query(r->channel, domain, ns_c_in, ns_t_mx, mx_answered, q);
+	timer_update(r);
+}
+
+/* c-ares is done with a reverse lookup; possibly inside the call. */
+static void
+ptr_answered(void *arg, int status, int timeouts, struct hostent *he)
+{
+	struct resolve_query	*q = arg;
+	enum resolve_status	 st = map_status(status);
+
+	if (q->r->closing)
+		return;
+	/* The first name, if it is a well-formed host name. */
+	if (st == RESOLVE_OK && (he == NULL || he->h_name == NULL ||
+	    exchange_check(he->h_name, q->name) == -1))
+		st = RESOLVE_NXDOMAIN;
+	query_finish(q, st, st == RESOLVE_OK ? RESOLVE_NEG_TTL : 0);
+}
+
+void
+resolver_ptr(struct resolver *r, const uint8_t addr[16],
+    resolver_name_cb cb, void *arg)
+{
+	struct resolve_query	*q;
+	static const uint8_t	 v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0,
+				    0, 0xff, 0xff };
+
+	if (r->closing)
+		panic("resolver_ptr: the resolver is being freed");
+	q = query_new(r, Q_PTR, arg);
+	q->name_cb = cb;
+	if (r->nqueries > RESOLVE_PENDING_MAX) {
+		query_finish(q, RESOLVE_TEMPFAIL, 0);
+		return;
+	}
+	if (memcmp(addr, v4mapped, sizeof(v4mapped)) == 0)
+		ares_gethostbyaddr(r->channel, addr + 12, 4, AF_INET,
+		    ptr_answered, q);
+	else
+		ares_gethostbyaddr(r->channel, addr, 16, AF_INET6,
+		    ptr_answered, q);
 	timer_update(r);
 }

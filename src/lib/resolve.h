@@ -160,6 +160,20 @@ typedef void	(*resolver_mx_cb)(void *arg, enum resolve_status status,
 void		 resolver_mx(struct resolver *r, const char *domain,
 		    resolver_mx_cb cb, void *arg);
 
+/*
+ * The host name of an address (PTR, in the 16-octet form of ipmatch.h),
+ * for Received: and the log.  name, valid during the call, is the
+ * first name of the answer, lower case, checked like an MX exchange;
+ * NULL unless RESOLVE_OK.  A name that does not pass, or no PTR at
+ * all, is RESOLVE_NXDOMAIN.  cb is called once, from the loop, as for
+ * resolver_addrs().  The answer is not trusted: whoever shows the name
+ * as the client's confirms it with resolver_addrs() first (FCrDNS).
+ */
+typedef void	(*resolver_name_cb)(void *arg, enum resolve_status status,
+		    const char *name);
+void		 resolver_ptr(struct resolver *r, const uint8_t addr[16],
+		    resolver_name_cb cb, void *arg);
+
 /* "ok", "nxdomain", "tempfail", "cancelled": for logs. */
 const char	*resolve_status_name(enum resolve_status status);
 

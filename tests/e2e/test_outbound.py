@@ -279,3 +279,29 @@ def test_queue_tools_need_the_daemon(world):
     assert r.stderr.startswith("postino-admin: postino is not running (")
     assert r.stderr.endswith("control.sock: No such file or directory); the queue "
                              "commands act through the daemon\n")
+
+
+def test_received_names_a_forward_confirmed_client(world):
+    # 127.0.0.1's PTR is client.far.test, whose A is 127.0.0.1 again.
+    w = world(mx={"far.test": [(10, "mx1.far.test")]},
+              hosts={"mx1.far.test": ["127.0.0.2"], "client.far.test": ["127.0.0.1"]})
+    assert w.dns.query("1.0.0.127.in-addr.arpa", "PTR")[1], "dnsmasq gives no PTR"
+    sink = w.sink("127.0.0.2")
+    w.send(["x@far.test"])
+    t, = sink.wait_transactions(1, timeout=15)
+    first = t["data"].split(b"\r\n", 1)[0]
+    assert first.endswith(b" (client.far.test [127.0.0.1])"), first
+    assert w.log_has("address=[127.0.0.1] event=client-name host=client.far.test")
+
+
+def test_received_unknown_without_a_confirmed_name(world):
+    # A PTR (from the hosts entry of 127.0.0.3) but the client is
+    # 127.0.0.1, which has none: "unknown".
+    w = world(mx={"far.test": [(10, "mx1.far.test")]},
+              hosts={"mx1.far.test": ["127.0.0.2"]})
+    sink = w.sink("127.0.0.2")
+    w.send(["x@far.test"])
+    t, = sink.wait_transactions(1, timeout=15)
+    first = t["data"].split(b"\r\n", 1)[0]
+    assert first.endswith(b" (unknown [127.0.0.1])"), first
+    assert "event=client-name" not in w.p.read_log()

@@ -47,7 +47,7 @@ from procs import pid_alive  # noqa: E402
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 
-QTYPES = {"A": 1, "CNAME": 5, "MX": 15, "TXT": 16, "AAAA": 28}
+QTYPES = {"A": 1, "CNAME": 5, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28}
 RCODES = {0: "NOERROR", 2: "SERVFAIL", 3: "NXDOMAIN", 5: "REFUSED"}
 
 _NAME = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?$")
@@ -131,7 +131,7 @@ def _rdata(msg, rtype, off, rdlen):
         return str(ipaddress.IPv4Address(rd))
     if rtype == 28:
         return str(ipaddress.IPv6Address(rd))
-    if rtype == 5:
+    if rtype in (5, 12):
         return _read_name(msg, off)[0]
     if rtype == 15:
         return (struct.unpack(">H", rd[:2])[0], _read_name(msg, off + 2)[0])

@@ -138,7 +138,6 @@ struct client {
 
 static struct {
 	SSL_CTX		*ctx;
-	struct resolver	*resolver;
 } cl;
 
 static void	next_address(struct client *);
@@ -1147,7 +1146,7 @@ next_address(struct client *c)
 	}
 	if (c->ihop < c->nhops) {
 		c->iaddr = 0;
-		resolver_addrs(cl.resolver, c->hops[c->ihop].host,
+		resolver_addrs(net.resolver, c->hops[c->ihop].host,
 		    hop_addrs_cb, c);
 		return;
 	}
@@ -1160,7 +1159,7 @@ next_address(struct client *c)
 		    "smarthost=%s reason=\"%s\"", c->id, c->qid,
 		    net.conf->delivery.smarthost, c->last_text);
 		route_smarthost(c);
-		resolver_addrs(cl.resolver, c->hops[0].host, hop_addrs_cb,
+		resolver_addrs(net.resolver, c->hops[0].host, hop_addrs_cb,
 		    c);
 		return;
 	}
@@ -1371,17 +1370,17 @@ client_deliver(struct ipc_msg *m)
 			client_done(c);
 		} else {
 			route_lmtp(c);
-			resolver_addrs(cl.resolver, c->hops[0].host,
+			resolver_addrs(net.resolver, c->hops[0].host,
 			    hop_addrs_cb, c);
 		}
 	} else if (net.conf->delivery.smarthost_mode == SMARTHOST_ALWAYS &&
 	    net.conf->delivery.smarthost[0] != '\0') {
 		route_smarthost(c);
-		resolver_addrs(cl.resolver, c->hops[0].host, hop_addrs_cb, c);
+		resolver_addrs(net.resolver, c->hops[0].host, hop_addrs_cb, c);
 	} else if (route_literal(c))
-		resolver_addrs(cl.resolver, c->hops[0].host, hop_addrs_cb, c);
+		resolver_addrs(net.resolver, c->hops[0].host, hop_addrs_cb, c);
 	else
-		resolver_mx(cl.resolver, c->domain, mx_cb, c);
+		resolver_mx(net.resolver, c->domain, mx_cb, c);
 }
 
 void
@@ -1396,8 +1395,8 @@ client_init(void)
 		SSL_CTX_set_verify(cl.ctx, SSL_VERIFY_NONE, NULL);
 		SSL_CTX_set_min_proto_version(cl.ctx, TLS1_2_VERSION);
 	}
-	cl.resolver = resolver_new(net.base, net.conf->dns.servers.v,
+	net.resolver = resolver_new(net.base, net.conf->dns.servers.v,
 	    net.conf->dns.servers.n, err, sizeof(err));
-	if (cl.resolver == NULL)
+	if (net.resolver == NULL)
 		fatalx("net: resolver: %s", err);
 }

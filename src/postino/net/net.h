@@ -20,6 +20,7 @@ struct net {
 	struct event_base	*base;
 	struct ipc		*store;
 	SSL_CTX			*ssl_ctx;
+	struct resolver		*resolver;	/* client names, MX lookups */
 	unsigned int		 nconn;
 	bool			 closing;	/* SIGTERM received */
 	uint64_t		 next_id;

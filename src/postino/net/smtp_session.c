@@ -31,8 +31,10 @@
 #include "addr.h"
 #include "compat.h"
 #include "fsio.h"
+#include "ipmatch.h"
 #include "log.h"
 #include "net.h"
+#include "resolve.h"
 #include "policy.h"
 #include "proto.h"
 #include "sasl.h"
@@ -88,6 +90,8 @@ struct smtp_session {
 	struct bufferevent		*bev;
 	char				 ip[64];	/* text, for logs */
 	char				 rcvd_ip[80];	/* as in Received */
+	char				 host[256];	/* FCrDNS name, or "unknown" */
+	struct fcrdns			*fcrdns;	/* the lookup under way */
 	int				 port;
 	enum smtp_state			 state;
 	enum smtp_wait			 wait;
@@ -260,6 +264,13 @@ session_timeouts(struct smtp_session *s)
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 }
 
+/* A name lookup of the client (fcrdns_start, below). */
+struct fcrdns {
+	struct smtp_session	*s;	/* NULL once the session has gone */
+	uint8_t			 addr[16];
+	char			 name[256];
+};
+
 static void
 session_free(struct smtp_session *s)
 {
@@ -275,6 +286,8 @@ session_free(struct smtp_session *s)
 	ipc_out_init(&o);
 	ipc_send(net.store, IMSG_SESSION_END, s->id, -1, &o);
 	sasl_server_free(&s->sasl);
+	if (s->fcrdns != NULL)
+		s->fcrdns->s = NULL;	/* its callback frees it */
 	net_session_del(s->id);
 	net_conn_release(s->ip);
 	net.nconn--;
@@ -426,9 +439,9 @@ spool_received(struct smtp_session *s)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	n = snprintf(buf, sizeof(buf),
-	    "Received: from %s (unknown [%s])\r\n%s%s%s"
+	    "Received: from %s (%s [%s])\r\n%s%s%s"
 	    "\tby %s (postino) with %s id %s%s%s%s;\r\n\t%s\r\n",
-	    s->helo, s->rcvd_ip,
+	    s->helo, s->host, s->rcvd_ip,
 	    s->tls ? "\t(using " : "", s->tls ? s->tls_desc : "",
 	    s->tls ? ")\r\n" : "",
 	    s->conf->hostname, protocol(s), s->qid,
@@ -1499,11 +1512,75 @@ smtp_session_shutdown(struct smtp_session *s)
 
 /* --- a new session ---------------------------------------------------- */
 
+/*
+ * The client's name (R1.7, R7.4): the PTR of its address, believed only
+ * when that name's own addresses include it (forward-confirmed).  The
+ * session goes on meanwhile; Received: shows the name if it is known
+ * by the time the message arrives, else "unknown".
+ */
+static void
+fcrdns_end(struct fcrdns *f)
+{
+	if (f->s != NULL)
+		f->s->fcrdns = NULL;
+	free(f);
+}
+
+static void
+fcrdns_forward(void *arg, enum resolve_status status,
+    const uint8_t (*addrs)[16], size_t n, unsigned int ttl)
+{
+	struct fcrdns	*f = arg;
+	size_t		 i;
+
+	if (f->s != NULL && status == RESOLVE_OK)
+		for (i = 0; i < n; i++)
+			if (memcmp(addrs[i], f->addr, 16) == 0) {
+				strlcpy(f->s->host, f->name,
+				    sizeof(f->s->host));
+				slog(f->s, LOGL_INFO, "event=client-name "
+				    "host=%s", f->name);
+				break;
+			}
+	fcrdns_end(f);
+}
+
+static void
+fcrdns_reverse(void *arg, enum resolve_status status, const char *name)
+{
+	struct fcrdns	*f = arg;
+
+	if (f->s == NULL || status != RESOLVE_OK) {
+		fcrdns_end(f);
+		return;
+	}
+	strlcpy(f->name, name, sizeof(f->name));
+	resolver_addrs(net.resolver, f->name, fcrdns_forward, f);
+}
+
+static void
+fcrdns_start(struct smtp_session *s)
+{
+	struct fcrdns	*f;
+
+	if (net.resolver == NULL)
+		return;
+	f = xcalloc(1, sizeof(*f));
+	if (ipmatch_addr(s->ip, f->addr) == -1) {
+		free(f);
+		return;
+	}
+	f->s = s;
+	s->fcrdns = f;
+	resolver_ptr(net.resolver, f->addr, fcrdns_reverse, f);
+}
+
 static void
 session_addresses(struct smtp_session *s, const struct sockaddr *sa,
     const char *ip)
 {
 	strlcpy(s->ip, ip, sizeof(s->ip));
+	strlcpy(s->host, "unknown", sizeof(s->host));
 	if (sa->sa_family == AF_INET6) {
 		s->port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
 		snprintf(s->rcvd_ip, sizeof(s->rcvd_ip), "IPv6:%s", ip);
@@ -1579,6 +1656,7 @@ smtp_session_new(const struct conf_listener *l, int fd,
 	net_session_add(s, s->id);
 	slog(s, LOGL_INFO, "event=connect port=%d listener=%s", s->port,
 	    l->name);
+	fcrdns_start(s);
 	if (s->bev == NULL) {
 		close(fd);
 		s->bev = bufferevent_socket_new(net.base, -1, 0);
