@@ -58,7 +58,8 @@ enum imsg_type {
 	 * file whose first msglen octets are the message:
 	 * str queue id, str mail from (between < and >), u32 body (enum
 	 * smtp_body), u32 smtputf8, u64 msglen, str domain, u32 lmtp
-	 * (1: local delivery over [delivery] lmtp), str smart host
+	 * (1: local delivery over [delivery] lmtp), str route (a
+	 * redirection rule's HOST[:PORT], R5.5; "" for MX), str smart host
 	 * AUTH user ("" for none), str its password, u32 nrcpt, then nrcpt
 	 * x str recipient (local@domain)
 	 */

@@ -305,3 +305,23 @@ def test_received_unknown_without_a_confirmed_name(world):
     first = t["data"].split(b"\r\n", 1)[0]
     assert first.endswith(b" (unknown [127.0.0.1])"), first
     assert "event=client-name" not in w.p.read_log()
+
+
+def test_redirect_rule_routes_a_domain(world):
+    """R5.5, the seeds' example: for far.test only, a relay server; the
+    recipient unchanged (%%alias%%@%%domain%%).  For near.test, the
+    recipient rewritten to another domain."""
+    w = world(mx={"far.test": [(10, "mx1.far.test")], "near.test": [(10, "mx1.far.test")]},
+              hosts={"mx1.far.test": ["127.0.0.2"], "relay.test": ["127.0.0.3"]})
+    mx = w.sink("127.0.0.2")
+    relay = w.sink("127.0.0.3")
+    w.p.admin("redirect", "add", "far.test", "%%alias%%@%%domain%%", "127.0.0.3:%d" % w.port)
+    w.p.admin("redirect", "add", "near.test", "%%alias%%@inside.test",
+              "relay.test:%d" % w.port)
+    w.send(["someone@far.test"])
+    w.send(["other@near.test"])
+    got = relay.wait_transactions(2, timeout=15)
+    assert sorted(r for t in got for r in t["rcpts"]) == ["other@inside.test",
+                                                         "someone@far.test"]
+    assert mx.transactions() == []
+    assert w.log_has("domain=far.test rcpts=1 redirect=127.0.0.3:%d" % w.port)

@@ -1101,11 +1101,10 @@ hop_addrs_cb(void *arg, enum resolve_status status,
 	next_address(c);
 }
 
-/* The smart host as the only hop: "[host]:port", "host:port", "host". */
+/* One host as the only hop: "[host]:port", "host:port", "host". */
 static void
-route_smarthost(struct client *c)
+route_host(struct client *c, const char *sh, bool smarthost)
 {
-	const char	*sh = net.conf->delivery.smarthost;
 	const char	*colon;
 	struct hop	*h = &c->hops[0];
 	size_t		 n;
@@ -1130,7 +1129,7 @@ route_smarthost(struct client *c)
 	c->nhops = 1;
 	c->ihop = 0;
 	c->nxdomain_hops = 0;
-	c->via_smarthost = true;
+	c->via_smarthost = smarthost;
 }
 
 static void
@@ -1158,14 +1157,14 @@ next_address(struct client *c)
 		log_info("client job=%" PRIu64 " qid=%s event=fallback "
 		    "smarthost=%s reason=\"%s\"", c->id, c->qid,
 		    net.conf->delivery.smarthost, c->last_text);
-		route_smarthost(c);
+		route_host(c, net.conf->delivery.smarthost, true);
 		resolver_addrs(net.resolver, c->hops[0].host, hop_addrs_cb,
 		    c);
 		return;
 	}
 	if (c->nhops > 0 && c->nxdomain_hops == c->nhops &&
-	    c->last_status[0] == '4' && strcmp(c->last_status, "4.4.3") == 0 &&
-	    !c->via_smarthost) {
+	    strcmp(c->last_status, "4.4.3") == 0 && !c->via_smarthost &&
+	    !c->fallback_tried) {
 		c->last_code = 550;
 		strlcpy(c->last_status, "5.4.4", sizeof(c->last_status));
 		snprintf(c->last_text, sizeof(c->last_text), "no address "
@@ -1330,6 +1329,7 @@ void
 client_deliver(struct ipc_msg *m)
 {
 	struct client	*c = xcalloc(1, sizeof(*c));
+	char		 route[ADDR_DOMAIN_MAX + 8];
 	uint32_t	 i, n;
 
 	if (m->fd == -1)
@@ -1344,6 +1344,7 @@ client_deliver(struct ipc_msg *m)
 	c->msglen = ipc_get_u64(m);
 	ipc_get_strbuf(m, c->domain, sizeof(c->domain));
 	c->lmtp = ipc_get_u32(m) != 0;
+	ipc_get_strbuf(m, route, sizeof(route));
 	ipc_get_strbuf(m, c->auth_user, sizeof(c->auth_user));
 	ipc_get_strbuf(m, c->auth_pass, sizeof(c->auth_pass));
 	n = ipc_get_u32(m);
@@ -1373,9 +1374,14 @@ client_deliver(struct ipc_msg *m)
 			resolver_addrs(net.resolver, c->hops[0].host,
 			    hop_addrs_cb, c);
 		}
+	} else if (route[0] != '\0') {
+		/* A redirection rule (R5.5): that host, for this domain. */
+		route_host(c, route, false);
+		c->fallback_tried = true;	/* the rule is the route */
+		resolver_addrs(net.resolver, c->hops[0].host, hop_addrs_cb, c);
 	} else if (net.conf->delivery.smarthost_mode == SMARTHOST_ALWAYS &&
 	    net.conf->delivery.smarthost[0] != '\0') {
-		route_smarthost(c);
+		route_host(c, net.conf->delivery.smarthost, true);
 		resolver_addrs(net.resolver, c->hops[0].host, hop_addrs_cb, c);
 	} else if (route_literal(c))
 		resolver_addrs(net.resolver, c->hops[0].host, hop_addrs_cb, c);

@@ -84,6 +84,7 @@ enum q {
 	Q_ALIAS_DEL, Q_ALIAS_DEL_ALL, Q_REDIRECT_ADD, Q_REDIRECT_DEL,
 	Q_BLOCK_ADD, Q_BLOCK_DEL, Q_POPAUTH_ADD, Q_ACCOUNT_SECRETS,
 	Q_ACCOUNT_CRED, Q_SENDER_OWNED, Q_POPAUTH_GET, Q_DATA_VERSION,
+	Q_REDIRECT_GET,
 	Q_MAX
 };
 
@@ -120,6 +121,7 @@ static const char *const sqls[Q_MAX] = {
 	[Q_REDIRECT_ADD] = "INSERT INTO redirects (domain, target, host) "
 	    "VALUES (?1, ?2, ?3)",
 	[Q_REDIRECT_DEL] = "DELETE FROM redirects WHERE domain = ?1",
+	[Q_REDIRECT_GET] = "SELECT target, host FROM redirects WHERE domain = ?1",
 	[Q_BLOCK_ADD] = "INSERT OR REPLACE INTO blocks (ip, until, reason) "
 	    "VALUES (?1, ?2, ?3)",
 	[Q_BLOCK_DEL] = "DELETE FROM blocks WHERE ip = ?1",
@@ -978,6 +980,27 @@ db_redirect_add(struct db *db, const char *domain, const char *target,
 		return fail(err, errlen, "a redirect for %s exists; delete it "
 		    "first", d);
 	return r == 0 ? 0 : -1;
+}
+
+int
+db_redirect_get(struct db *db, const char *domain, char *target,
+    size_t tsize, char *host, size_t hsize)
+{
+	char		 d[ADDR_DOMAIN_MAX + 1];
+	sqlite3_stmt	*s;
+	int		 r;
+
+	if (fold(d, sizeof(d), domain) == -1)
+		return 0;
+	r = run(db, Q_REDIRECT_GET, &s, 1, d);
+	if (r == SQLITE_DONE)
+		return 0;
+	if (r != SQLITE_ROW)
+		return -1;
+	snprintf(target, tsize, "%s", (const char *)sqlite3_column_text(s, 0));
+	snprintf(host, hsize, "%s", (const char *)sqlite3_column_text(s, 1));
+	sqlite3_reset(s);
+	return 1;
 }
 
 int

@@ -114,6 +114,9 @@ int	db_set_del(struct db *, enum db_set, const char *entry, char *err,
 int	db_redirect_add(struct db *, const char *domain, const char *target,
 	    const char *host, char *err, size_t);
 int	db_redirect_del(struct db *, const char *domain, char *err, size_t);
+/* The rule of domain: 1 with target and host, 0 when none, -1 on error. */
+int	db_redirect_get(struct db *, const char *domain, char *target,
+	    size_t tsize, char *host, size_t hsize);
 
 /* Intrusion prevention blocks (R4.4), kept across restarts. */
 int	db_block_add(struct db *, const char *ip, unsigned int minutes,

@@ -36,6 +36,7 @@
 #include "addr.h"
 #include "compat.h"
 #include "conf.h"
+#include "db.h"
 #include "dsn.h"
 #include "envelope.h"
 #include "fsio.h"
@@ -115,6 +116,7 @@ struct sched {
 	const struct conf	*conf;
 	struct queue		*queue;
 	struct ipc		*net;
+	struct db		*db;
 	struct qmsg		*ready, **ready_tail;
 	struct qmsg		*msgs[MSG_BUCKETS];
 	unsigned int		 attempts_active, attempts_max;
@@ -489,13 +491,49 @@ lmtp_connect(struct sched *s)
 	return fd;
 }
 
+/*
+ * R5.5: a redirection rule's target, "%%alias%%@%%domain%%" keeping the
+ * recipient as it is; -1 when the result is no address.
+ */
+static int
+redirect_rcpt(const char *tmpl, const char *local, const char *domain,
+    char *out, size_t size)
+{
+	struct mailaddr	 a;
+	const char	*errstr, *p = tmpl;
+	char		 buf[ADDR_PATH_MAX * 2];
+	size_t		 n = 0, k;
+
+	while (*p != '\0' && n + 1 < sizeof(buf)) {
+		const char *v = NULL;
+
+		if (strncmp(p, "%%alias%%", 9) == 0)
+			v = local, k = 9;
+		else if (strncmp(p, "%%domain%%", 10) == 0)
+			v = domain, k = 10;
+		if (v != NULL) {
+			n += strlcpy(buf + n, v, sizeof(buf) - n);
+			p += k;
+		} else
+			buf[n++] = *p++;
+	}
+	if (n + 1 >= sizeof(buf))
+		return -1;
+	buf[n] = '\0';
+	if (addr_parse(buf, true, &a, &errstr) == -1)
+		return -1;
+	return addr_format(&a, out, size) == -1 ? -1 : 0;
+}
+
 static void
 job_send(struct sched *s, struct job *j)
 {
 	struct qmsg		*m = j->m;
 	struct ipc_out		 o;
 	struct mailaddr		 a;
-	char			 rcpt[ADDR_PATH_MAX + 1];
+	char			 rcpt[ADDR_PATH_MAX + 1], tmpl[ADDR_PATH_MAX + 1];
+	char			 route[ADDR_DOMAIN_MAX + 8];
+	bool			 redirected;
 	size_t			 i;
 	int			 fd;
 
@@ -504,6 +542,8 @@ job_send(struct sched *s, struct job *j)
 	s->outgoing++;
 	j->next = s->flying[j->id % JOB_BUCKETS];
 	s->flying[j->id % JOB_BUCKETS] = j;
+	redirected = !j->lmtp && db_redirect_get(s->db, j->d->name, tmpl,
+	    sizeof(tmpl), route, sizeof(route)) == 1;
 	ipc_out_init(&o);
 	ipc_put_str(&o, m->qid);
 	ipc_put_str(&o, m->env.from);
@@ -512,6 +552,7 @@ job_send(struct sched *s, struct job *j)
 	ipc_put_u64(&o, m->env.msglen);
 	ipc_put_str(&o, j->lmtp ? "" : j->d->name);
 	ipc_put_u32(&o, j->lmtp);
+	ipc_put_str(&o, redirected ? route : "");
 	ipc_put_str(&o, s->conf->delivery.smarthost_user);
 	ipc_put_str(&o, s->auth_pass);
 	ipc_put_u32(&o, (uint32_t)j->n);
@@ -523,6 +564,11 @@ job_send(struct sched *s, struct job *j)
 		strlcpy(a.domain, t->domain, sizeof(a.domain));
 		if (addr_format(&a, rcpt, sizeof(rcpt)) == -1)
 			strlcpy(rcpt, t->rcpt, sizeof(rcpt));
+		if (redirected && redirect_rcpt(tmpl, t->local_part, t->domain,
+		    rcpt, sizeof(rcpt)) == -1)
+			log_warn("queue qid=%s event=redirect-ignored to=<%s> "
+			    "target=\"%s\" reason=\"not an address\"",
+			    m->qid, rcpt, tmpl);
 		ipc_put_str(&o, rcpt);
 	}
 	if (j->lmtp && strncmp(s->conf->delivery.lmtp, "unix:", 5) == 0 &&
@@ -536,7 +582,8 @@ job_send(struct sched *s, struct job *j)
 		fatal("scheduler: dup");
 	ipc_send(s->net, IMSG_DELIVER, j->id, fd, &o);
 	log_info("queue qid=%s event=outbound job=%" PRIu64 " domain=%s "
-	    "rcpts=%zu", m->qid, j->id, j->d->name, j->n);
+	    "rcpts=%zu%s%s", m->qid, j->id, j->d->name, j->n,
+	    redirected ? " redirect=" : "", redirected ? route : "");
 }
 
 /* Start every waiting job that has a slot, in arrival order. */
@@ -1036,11 +1083,12 @@ read_password(struct sched *s)
 
 struct sched *
 sched_new(struct event_base *base, struct pool *pool, const struct conf *conf,
-    struct queue *queue, struct ipc *net)
+    struct queue *queue, struct ipc *net, struct db *db)
 {
 	struct sched	*s = xcalloc(1, sizeof(*s));
 	char		*p;
 
+	s->db = db;
 	s->base = base;
 	s->pool = pool;
 	s->conf = conf;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 struct conf;
+struct db;
 struct event_base;
 struct ipc;
 struct ipc_msg;
@@ -25,10 +26,12 @@ struct sched;
 /*
  * Start: schedule every message in spool/queue at the next-try time its
  * state file gives (now when it has none).  net is the channel to the
- * net role, which runs the outbound sessions.
+ * net role, which runs the outbound sessions; db gives the redirection
+ * rules (R5.5).
  */
 struct sched	*sched_new(struct event_base *, struct pool *,
-		    const struct conf *, struct queue *, struct ipc *net);
+		    const struct conf *, struct queue *, struct ipc *net,
+		    struct db *);
 
 /* A message has just been committed: deliver it now. */
 void		 sched_add(struct sched *, const char *qid);

@@ -445,7 +445,7 @@ store_main(struct conf *conf)
 	st.pool = pool_new(st.base, conf->workers);
 	st.queue = queue_open(st.base, st.pool, conf);
 	st.net = ipc_new(st.base, ROLE_FD_PEER, "net", net_dispatch, NULL);
-	st.sched = sched_new(st.base, st.pool, conf, st.queue, st.net);
+	st.sched = sched_new(st.base, st.pool, conf, st.queue, st.net, st.db);
 	queue_set_added(st.queue, queue_added, NULL);
 	control_start(st.base, st.sched);
 	pickup_start(st.base, st.queue, conf);
