@@ -1157,6 +1157,70 @@ test_mx_free_in_callback(void)
 	CHECK_INT(res[0].calls + res[1].calls, 2);
 }
 
+/* resolver_ptr: names from dnsmasq's host records, and none. */
+struct ptr_result {
+	int			 calls;
+	enum resolve_status	 status;
+	char			 name[256];
+};
+
+static void
+on_ptr(void *arg, enum resolve_status status, const char *name)
+{
+	struct ptr_result	*p = arg;
+
+	p->calls++;
+	p->status = status;
+	snprintf(p->name, sizeof(p->name), "%s", name ? name : "(null)");
+}
+
+static void
+test_ptr(void)
+{
+	static const struct {
+		const char		*ip;
+		enum resolve_status	 status;
+		const char		*name;
+	} rows[] = {
+		{ "192.0.2.1", RESOLVE_OK, "a4.test" },
+		{ "2001:db8::6", RESOLVE_OK, "a6.test" },
+		{ "::ffff:192.0.2.1", RESOLVE_OK, "a4.test" },
+		/* no record: dnsmasq answers NXDOMAIN for the reverse */
+		{ "192.0.2.77", RESOLVE_NXDOMAIN, "(null)" },
+	};
+	struct ptr_result	 res[NROWS(rows)];
+	struct resolver		*r;
+	uint8_t			 a[16];
+	double			 deadline = now() + 10;
+	size_t			 i, done;
+
+	if ((r = resolver_at(dnsmasq_port)) == NULL) {
+		CHECK(r != NULL);
+		return;
+	}
+	memset(res, 0, sizeof(res));
+	for (i = 0; i < NROWS(rows); i++) {
+		CHECK(ipmatch_addr(rows[i].ip, a) == 0);
+		resolver_ptr(r, a, on_ptr, &res[i]);
+		CHECK_ROW(res[i].calls == 0, rows[i].ip);
+	}
+	do {
+		event_base_loop(base, EVLOOP_ONCE);
+		for (i = done = 0; i < NROWS(rows); i++)
+			done += res[i].calls > 0;
+	} while (done < NROWS(rows) && now() < deadline);
+	for (i = 0; i < NROWS(rows); i++) {
+		CHECK_ROW(res[i].calls == 1, rows[i].ip);
+		CHECK_ROW(res[i].status == rows[i].status, rows[i].ip);
+		CHECK_ROW(strcmp(res[i].name, rows[i].name) == 0, rows[i].ip);
+		if (strcmp(res[i].name, rows[i].name) != 0 ||
+		    res[i].status != rows[i].status)
+			printf("  %s: %s (%s)\n", rows[i].ip, res[i].name,
+			    resolve_status_name(res[i].status));
+	}
+	resolver_free(r);
+}
+
 int
 main(void)
 {
@@ -1182,6 +1246,7 @@ main(void)
 		RUN(test_mx_equal);
 		RUN(test_mx_many);
 		RUN(test_mx_free_in_callback);
+		RUN(test_ptr);
 	}
 	RUN(test_mx_canned);
 	RUN(test_mx_pending);
