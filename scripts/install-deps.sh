@@ -16,7 +16,7 @@ fi
 PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev
 libcrypt-dev libc-ares-dev openssl sqlite3 clang libclang-rt-14-dev
 python3 python3-pytest swaks libnet-ssleay-perl procps postfix
-gsasl curl dnsmasq-base sasl2-bin libsasl2-modules"
+gsasl curl dnsmasq-base sasl2-bin libsasl2-modules dovecot-core dovecot-lmtpd"
 if [ "${1:-}" = fresh ]; then
 	PKGS="$PKGS mmdebstrap"
 fi
@@ -53,13 +53,26 @@ if [ -n "$missing" ]; then
 		    "/etc/apt sources?); see $log" >&2
 		exit 1
 	fi
+	# The servers among these (postfix, dovecot) are run by the tests
+	# and the benchmark as private instances; their system services
+	# must not start.  policy-rc.d answering 101 tells the packages'
+	# scripts so (invoke-rc.d(8)); one that exists already stays.
+	rc=/usr/sbin/policy-rc.d
+	own_rc=""
+	if [ ! -e "$rc" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$rc"
+		chmod 755 "$rc"
+		own_rc=1
+	fi
 	# shellcheck disable=SC2086
 	if ! apt-get install -y -qq --no-install-recommends $missing \
 	    >>"$log" 2>&1; then
+		if [ -n "$own_rc" ]; then rm -f "$rc"; fi
 		echo "install-deps: apt-get could not install:$missing;" \
 		    "see $log" >&2
 		exit 1
 	fi
+	if [ -n "$own_rc" ]; then rm -f "$rc"; fi
 fi
 
 # The store role runs as "postino", the network role as "postino-net";

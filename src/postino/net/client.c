@@ -1357,8 +1357,9 @@ client_deliver(struct ipc_msg *m)
 	for (i = 0; i < n; i++)
 		ipc_get_strbuf(m, c->rcpt[i], sizeof(c->rcpt[i]));
 	ipc_end(m);
-	log_info("client job=%" PRIu64 " qid=%s event=start domain=%s "
-	    "rcpts=%zu size=%" PRIu64, c->id, c->qid, c->domain, c->n,
+	log_info("client job=%" PRIu64 " qid=%s event=start %s=%s "
+	    "rcpts=%zu size=%" PRIu64, c->id, c->qid, c->lmtp ? "lmtp" :
+	    "domain", c->lmtp ? net.conf->delivery.lmtp : c->domain, c->n,
 	    c->msglen);
 	if (c->lmtp) {
 		if ((c->sock = sock_take(c->id)) != -1) {

@@ -1264,7 +1264,8 @@ list_work(void *arg)
 			ids[n++] = xstrdup(de->d_name);
 		}
 		closedir(d);
-		qsort(ids, n, sizeof(*ids), qid_cmp);
+		if (n > 0)
+			qsort(ids, n, sizeof(*ids), qid_cmp);
 		for (i = 0; i < n; i++) {
 			size_t before = j->len;
 
