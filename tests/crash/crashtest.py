@@ -20,9 +20,41 @@ partial" (and informational lines before it); exits 1 if L, D or P is
 not zero.  Standard library only.  Only loopback; every wait bounded;
 only processes started here are signalled, by PID.
 
-Environment: CRASH_ROUNDS, CRASH_SEED (random seed), POSTINO_BUILD
-(directory of postino and postino-admin, default build), LOADGEN
-(default build/loadgen), CRASH_KEEP=1 keeps the temporary directory.
+Then the outbound rounds (issue 10; CRASH_OUT_ROUNDS, default
+CRASH_ROUNDS; 0 skips them): a second postino, in a data dir of its
+own, trusts 127.0.0.1 and so relays what loadgen sends to
+crash@far.test; a private dnsmasq gives far.test the MX mx1.far.test =
+127.0.0.2, where Postfix's smtp-sink listens on postino's [delivery]
+smtp_port and dumps each transaction to a file (retry_first 1 s,
+retry_max 2 s).  Each round is an inbound round as above, against that
+postino: the random SIGKILL hits while mail is both arriving and being
+relayed (the round's line shows the connections open to the peer and
+the messages queued at that instant), postino restarts, and the round
+ends once spool/incoming and spool/queue are empty (at most 60 s, or
+20 s without their count coming down: a hang).  At the end every
+message whose 250 loadgen received must be among the sink's
+transactions at least once, byte for byte: postino's Received header,
+then exactly what loadgen sent, with the envelope <loadgen@example.org>
+-> <crash@far.test>.  Lost: no such copy; partial: a dump that is not
+that (wrong octets, wrong envelope, or not a complete dump: smtp-sink
+removes the dump of a transaction cut off before its final ".", so any
+file left was a whole transaction); duplicated: a Message-Id the sink
+took more than once.
+
+Prints "K kills outbound, N acknowledged, L lost, D duplicated, P
+partial" after an info line; the outbound rounds fail if L or P is not
+zero, on a hang, or if a role died or logged a panic or fatal error by
+itself.  Duplicates are reported and do not fail: remote delivery is at
+least once by design (docs/queue.md).  The peer's 250 reaches
+spool/deferred/<qid> (or the removal of the queue file) only at the end
+of the attempt, some milliseconds after the 250, so a SIGKILL in
+between sends the message again after the restart; they cannot be 0 by
+design.  Needs /usr/sbin/smtp-sink (postfix) and /usr/sbin/dnsmasq.
+
+Environment: CRASH_ROUNDS, CRASH_OUT_ROUNDS, CRASH_SEED (random seed),
+POSTINO_BUILD (directory of postino and postino-admin, default build),
+LOADGEN (default build/loadgen), CRASH_KEEP=1 keeps the temporary
+directories.
 """
 import os
 import random
@@ -38,6 +70,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "support"))
 from procs import free_port, pid_alive, tree  # noqa: E402
+from dnsmasq import DNSMASQ, Dnsmasq  # noqa: E402
+from smtp_sink import SmtpSink, common_free_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -124,8 +158,8 @@ def split_received(data):
 class Server:
     """One postino in its own temporary directory (as tests/e2e does)."""
 
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="postino-crash-")
+    def __init__(self, extra_lines=(), prefix="postino-crash-"):
+        self.dir = tempfile.mkdtemp(prefix=prefix)
         # As root postino drops to the 'postino' user, who must reach
         # data_dir through this directory.
         os.chmod(self.dir, 0o755)
@@ -151,7 +185,7 @@ class Server:
             "spf = no",
             "[intrusion]",
             "bypass = 127.0.0.1",
-        ]
+        ] + list(extra_lines)
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
         os.chmod(self.conf, 0o644)
@@ -256,18 +290,24 @@ class Server:
         return os.path.join(self.data_dir, "mail", domain, local)
 
     def recovered(self):
-        """'queued=Q discarded-incoming=I' of the last start, or '?'."""
-        last = "?"
+        """What the last start recovered: the messages scheduled again
+        (queue event=scheduled now=N later=M) and the incoming files
+        discarded (queue event=recovered discarded-incoming=I)."""
+        sched = disc = None
         try:
             with open(self.log_path, "rb") as f:
                 for line in f:
-                    if b"event=recovered" in line:
-                        last = line
+                    m = re.search(rb"event=scheduled now=(\d+) later=(\d+)", line)
+                    if m:
+                        sched = int(m.group(1)) + int(m.group(2))
+                    m = re.search(rb"event=recovered discarded-incoming=(\d+)", line)
+                    if m:
+                        disc = int(m.group(1))
         except OSError:
             pass
-        m = re.search(rb"queued=(\d+) discarded-incoming=(\d+)", last) if last != "?" else None
-        return "recovered %s queued, %s incoming discarded" % (
-            m.group(1).decode(), m.group(2).decode()) if m else "recovery not logged"
+        if sched is None or disc is None:
+            return "recovery not logged"
+        return "recovered %d queued, %d incoming discarded" % (sched, disc)
 
     def log_tail(self, lines=40, grep=None):
         try:
@@ -350,12 +390,12 @@ def read_acked(path):
     return acked
 
 
-def run_loadgen(srv, rnd, tag, acked_path):
+def run_loadgen(srv, rnd, tag, acked_path, rcpt=RCPT):
     return subprocess.Popen(
         [LOADGEN, "-s", "127.0.0.1:%d" % srv.port, "-c", str(CONCURRENCY),
          "-n", "1000000", "-S", str(SIZE), "-m", str(PER_SESSION),
          "-t", str(LOAD_SECONDS), "-w", "5", "-o", acked_path,
-         "-i", "%s-r%02d" % (tag, rnd), "-r", RCPT, "-f", "loadgen@example.org"],
+         "-i", "%s-r%02d" % (tag, rnd), "-r", rcpt, "-f", "loadgen@example.org"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
@@ -368,14 +408,8 @@ def self_check():
         sys.exit("crashtest: loadgen -G and gen_message() disagree; fix one of them")
 
 
-def main():
-    rounds = int(os.environ.get("CRASH_ROUNDS", "20"))
-    seed = int(os.environ.get("CRASH_SEED", str(int(time.time()))))
-    rng = random.Random(seed)
-    for b in (POSTINO, ADMIN, LOADGEN):
-        if not os.access(b, os.X_OK):
-            sys.exit("crashtest: %s is not built (make all bench-tools)" % b)
-    self_check()
+def inbound(rounds, seed, rng):
+    """The inbound rounds; True if they failed."""
     srv = Server()
     acked_path = os.path.join(srv.dir, "acked")
     ledger = Ledger(srv)
@@ -458,6 +492,280 @@ def main():
         print("crashtest: postino log excerpts in %s/postino.log" % srv.dir)
     elif os.environ.get("CRASH_KEEP") != "1":
         shutil.rmtree(srv.dir, ignore_errors=True)
+    return bool(failed)
+
+
+# --------------------------------------------------------------------
+# The outbound phase: postino relays to an smtp-sink found by MX
+# --------------------------------------------------------------------
+
+OUT_DOMAIN = "far.test"
+OUT_RCPT = "crash@far.test"
+OUT_MX = "mx1.far.test"
+OUT_PEER = "127.0.0.2"      # smtp-sink; postino is reached on 127.0.0.1
+OUT_SENDER = "loadgen@example.org"
+OUT_DRAIN_TIMEOUT = 60.0
+OUT_DRAIN_IDLE = 20.0       # ... or this long without the spool shrinking
+SCHEDULED_RE = re.compile(rb"queue event=scheduled now=(\d+) later=(\d+)")
+DISCARDED_RE = re.compile(rb"queue event=recovered discarded-incoming=(\d+)")
+QID_RE = re.compile(rb"\(postino\) with \S+ id ([0-9A-F]{16})")
+CRASH_RE = re.compile(r"event=role-died|\bpanic: |\bfatal: ")
+
+
+def peer_sessions(port):
+    """Established TCP connections to OUT_PEER:port seen from the client
+    side (postino's open outbound sessions), from /proc/net/tcp; -1 if
+    it cannot be read."""
+    want = "%s:%04X" % ("".join("%02X" % int(b) for b in reversed(OUT_PEER.split("."))),
+                        port)
+    n = 0
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f, None)
+            for line in f:
+                fields = line.split()
+                if len(fields) > 3 and fields[2] == want and fields[3] == "01":
+                    n += 1
+    except OSError:
+        return -1
+    return n
+
+
+class OutServer(Server):
+    """A postino that relays far.test (trusted 127.0.0.1) by MX, through
+    the private dnsmasq, to the sink's port."""
+
+    def __init__(self, dns, port):
+        super().__init__(extra_lines=[
+            "[dns]",
+            "servers = %s" % dns.server,
+            "[delivery]",
+            "smtp_port = %d" % port,
+            "retry_first = 1",
+            "retry_max = 2",
+        ], prefix="postino-crash-out-")
+        self.admin("trusted", "add", "127.0.0.1")
+
+    def names(self, sub):
+        try:
+            return [n for n in os.listdir(os.path.join(self.data_dir, "spool", sub))
+                    if not n.startswith(".")]
+        except FileNotFoundError:
+            return []
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()
+        except OSError:
+            return b""
+
+    def scheduled(self, timeout=5.0):
+        """What the store did at the last start: 'S now, L later, I
+        incoming discarded' (it logs that shortly after the greeting)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.read_log()
+            sched = SCHEDULED_RE.findall(log)
+            disc = DISCARDED_RE.findall(log)
+            if len(sched) >= self.starts and len(disc) >= self.starts:
+                return "scheduled %s now, %s later, %s incoming discarded" % (
+                    sched[-1][0].decode(), sched[-1][1].decode(), disc[-1].decode())
+            if time.monotonic() > deadline:
+                return "recovery not logged"
+            time.sleep(0.05)
+
+    def wait_drained_out(self):
+        """True once spool/incoming and spool/queue are empty; False after
+        OUT_DRAIN_TIMEOUT, or once their count has not come down for
+        OUT_DRAIN_IDLE seconds."""
+        start = time.monotonic()
+        low, low_at = None, start
+        while True:
+            n = len(self.spool_files())
+            if n == 0:
+                return True
+            now = time.monotonic()
+            if low is None or n < low:
+                low, low_at = n, now
+            if now - start > OUT_DRAIN_TIMEOUT or now - low_at > OUT_DRAIN_IDLE:
+                return False
+            time.sleep(0.05)
+
+
+def check_outbound(acked, transactions):
+    """-> (by_mid {mid: [transaction, ...]} of the byte-exact copies,
+    partial [(file, why)], qid mismatches [(mid, acked qid, seen qid)])."""
+    by_mid, partial, qid_mismatch = {}, [], []
+    for t in transactions:
+        name = os.path.basename(t["path"])
+        parts = split_received(t["data"])
+        m = MID_RE.search(parts[1]) if parts else None
+        if m is None:
+            partial.append((name, "no Received header or no Message-Id (%d octets)"
+                            % len(t["data"])))
+            continue
+        mid = m.group(1)
+        want = gen_message(mid, rcpt=OUT_RCPT)
+        if parts[1] != want:
+            partial.append((name, "%s: %d octets after Received, %d sent" % (
+                mid.decode(), len(parts[1]), len(want))))
+            continue
+        if t["mail_from"] != OUT_SENDER or t["rcpts"] != [OUT_RCPT]:
+            partial.append((name, "%s: envelope MAIL <%s> RCPT %s" % (
+                mid.decode(), t["mail_from"], t["rcpts"])))
+            continue
+        by_mid.setdefault(mid, []).append(t)
+        q = QID_RE.search(parts[0])
+        seen = q.group(1) if q else b"?"
+        if mid in acked and seen != acked[mid]:
+            qid_mismatch.append((mid, acked[mid], seen))
+    return by_mid, partial, qid_mismatch
+
+
+def outbound(rounds, seed, rng):
+    """The outbound rounds; True if they failed."""
+    t0 = time.monotonic()
+    top = tempfile.mkdtemp(prefix="postino-crash-peer-")
+    os.chmod(top, 0o755)        # smtp-sink as root runs as nobody
+    dns = Dnsmasq(hosts={OUT_MX: [OUT_PEER]}, mx={OUT_DOMAIN: [(10, OUT_MX)]},
+                  log_queries=False)
+    sink = srv = lg = None
+    kills, hangs = 0, []
+    ok = False
+    try:
+        dns.start()
+        port = common_free_port([OUT_PEER])
+        sink = SmtpSink(top, host=OUT_PEER, port=port)
+        sink.start()
+        srv = OutServer(dns, port)
+        acked_path = os.path.join(srv.dir, "acked")
+        tag = "%xo" % seed
+        print("crashtest: %d outbound rounds, dir %s, peer %s (MX of %s via dnsmasq %s)"
+              % (rounds, srv.dir, sink.address, OUT_DOMAIN, dns.server))
+        sys.stdout.flush()
+        srv.start()
+        for rnd in range(1, rounds + 1):
+            delay = rng.uniform(*KILL_AFTER)
+            lg = run_loadgen(srv, rnd, tag, acked_path, rcpt=OUT_RCPT)
+            time.sleep(delay)
+            sessions = peer_sessions(port)
+            pids = srv.kill9()
+            kills += 1
+            queued = len(srv.names("queue"))
+            srv.start()
+            sched = srv.scheduled()
+            try:
+                out, _ = lg.communicate(timeout=LOAD_SECONDS + LOADGEN_GRACE)
+            except subprocess.TimeoutExpired:
+                lg.kill()
+                out, _ = lg.communicate(timeout=10)
+                hangs.append("outbound round %d: loadgen did not stop by itself" % rnd)
+            summary = out.decode("utf-8", "replace").splitlines()
+            summary = summary[0] if summary else "(no output)"
+            t_drain = time.monotonic()
+            if not srv.wait_drained_out():
+                left = srv.spool_files()
+                hangs.append("outbound round %d: spool not drained after %.0f s: %d "
+                             "file(s): %s" % (rnd, time.monotonic() - t_drain, len(left),
+                                              " ".join(left[:10])))
+            print("out round %2d: kill at %.2f s (pids %s) with %d connection(s) open to the peer "
+                  "and %d queued, %s; %s; drained in %.1f s, %d at the peer" % (
+                      rnd, delay, " ".join(map(str, pids)), sessions, queued, sched,
+                      summary.replace("loadgen: ", ""), time.monotonic() - t_drain,
+                      len(os.listdir(sink.dump_dir))))
+            sys.stdout.flush()
+        ok = True
+    finally:
+        if lg is not None and lg.poll() is None:
+            try:
+                lg.wait(timeout=LOAD_SECONDS + LOADGEN_GRACE)
+            except subprocess.TimeoutExpired:
+                lg.kill()
+                lg.wait(timeout=10)
+        if srv is not None:
+            srv.stop()
+            if not ok:
+                print("crashtest: outbound aborted; postino log tail:\n%s" % srv.log_tail())
+        transactions, dumps = [], []
+        if sink is not None:
+            # postino has stopped: let smtp-sink see the end of any
+            # session (it then removes the dump of a transaction cut off
+            # before its final ".") before its files are read.
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and any(
+                    p.startswith(sink.dump_dir + os.sep) for p in sink._open_files()):
+                time.sleep(0.05)
+            transactions = sink.transactions()
+            try:
+                dumps = os.listdir(sink.dump_dir)
+            except OSError:
+                pass
+            sink.stop()
+        dns.stop()
+
+    acked = read_acked(acked_path)
+    by_mid, partial, qid_mismatch = check_outbound(acked, transactions)
+    # smtp-sink removes the dump of a transaction cut off before its
+    # final "."; a file left that does not parse is a damaged one.
+    parsed = {os.path.basename(t["path"]) for t in transactions}
+    partial += [(n, "not a complete dump") for n in sorted(set(dumps) - parsed)]
+    lost = [mid for mid in acked if mid not in by_mid]
+    dup = [(mid, ts) for mid, ts in by_mid.items() if len(ts) > 1]
+    unacked = [mid for mid in by_mid if mid not in acked]
+    for mid in lost[:20]:
+        print("lost outbound: %s (queued as %s)" % (mid.decode(), acked[mid].decode()))
+    for name, why in partial[:20]:
+        print("partial outbound: %s: %s" % (name, why))
+    for mid, ts in dup[:20]:
+        print("duplicated outbound: %s %d times (%s)" % (
+            mid.decode(), len(ts), " ".join(os.path.basename(t["path"]) for t in ts)))
+    for mid, qid, seen in qid_mismatch[:20]:
+        print("qid mismatch outbound: %s acknowledged as %s, relayed as %s" % (
+            mid.decode(), qid.decode(), seen.decode()))
+    crashes = [l for l in srv.read_log().decode("utf-8", "replace").splitlines()
+               if CRASH_RE.search(l)]
+    for l in crashes[:20]:
+        print("crash: %s" % l)
+    for h in hangs:
+        print("hang: %s" % h)
+    left_state = srv.names("deferred")
+    print("info: outbound: %d transaction(s) at the peer; %d relayed without a 250 to "
+          "the client; %d state file(s) left in spool/deferred; %d qid mismatch(es); "
+          "%d role crash(es); %d hang(s); %.0f s"
+          % (len(transactions), len(unacked), len(left_state), len(qid_mismatch),
+             len(crashes), len(hangs), time.monotonic() - t0))
+    print("%d kills outbound, %d acknowledged, %d lost, %d duplicated, %d partial"
+          % (kills, len(acked), len(lost), len(dup), len(partial)))
+    failed = lost or partial or hangs or crashes
+    if failed:
+        print("crashtest: outbound postino log in %s/postino.log, the peer's dumps in %s"
+              % (srv.dir, sink.dump_dir))
+    elif os.environ.get("CRASH_KEEP") != "1":
+        shutil.rmtree(srv.dir, ignore_errors=True)
+        shutil.rmtree(top, ignore_errors=True)
+    return bool(failed)
+
+
+def main():
+    rounds = int(os.environ.get("CRASH_ROUNDS", "20"))
+    out_rounds = int(os.environ.get("CRASH_OUT_ROUNDS", str(rounds)))
+    seed = int(os.environ.get("CRASH_SEED", str(int(time.time()))))
+    rng = random.Random(seed)
+    for b in (POSTINO, ADMIN, LOADGEN):
+        if not os.access(b, os.X_OK):
+            sys.exit("crashtest: %s is not built (make all bench-tools)" % b)
+    if out_rounds > 0:
+        why = SmtpSink.unavailable() or (
+            None if os.access(DNSMASQ, os.X_OK) else "%s not found: install dnsmasq-base "
+            "(sh scripts/install-deps.sh)" % DNSMASQ)
+        if why:
+            sys.exit("crashtest: the outbound rounds need %s (CRASH_OUT_ROUNDS=0 skips "
+                     "them)" % why)
+    self_check()
+    failed = inbound(rounds, seed, rng)
+    if out_rounds > 0:
+        failed = outbound(out_rounds, seed, rng) or failed
     return 1 if failed else 0
 
 

@@ -49,8 +49,9 @@ client; raw keeps the stored LF form.
 
 A file counts as a transaction only once smtp-sink has closed it (it is
 no longer among /proc/PID/fd of the sink), it ends in "\\n\\n" and its
-header parses; a transaction cut off by a dropped connection leaves a
-truncated file that is skipped (it normally ends mid-line).  Note that
+header parses.  A transaction cut off by a dropped connection before
+its "." leaves no file (Postfix 3.7's smtp-sink removes it; a file
+that is cut short all the same would be skipped).  Note that
 a transaction whose "." was refused (hard_reject=("dot",)) is still
 dumped: smtp-sink writes the file before replying.
 
