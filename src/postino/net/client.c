@@ -47,11 +47,10 @@
 #include "net.h"
 #include "proto.h"
 #include "resolve.h"
-#include "smtp_syntax.h"
+#include "smtp_reply.h"
 #include "xalloc.h"
 
 #define REPLY_LINE_MAX	2048	/* longer is a protocol error */
-#define REPLY_LINES_MAX	64
 #define TEXT_MAX	512	/* of a reply, kept for the outcome */
 #define CHUNK		(64 * 1024)	/* message octets read at a time */
 #define OUT_HIGH	(256 * 1024)	/* output kept in memory, at most */
@@ -108,13 +107,9 @@ struct client {
 	/* The session. */
 	struct bufferevent *bev;
 	enum cstate	 state;
-	bool		 tls, pipelining, starttls, eightbit, smtputf8;
-	bool		 auth_plain, auth_login, has_size;
-	uint64_t	 size_max;
-	char		 reply[TEXT_MAX];
-	size_t		 rlen;
-	unsigned int	 rcode, rlines;
-	char		 rstatus[16];
+	bool		 tls;
+	struct smtp_ehlo ext;		/* what the server offers */
+	struct smtp_reply r;		/* the reply being read, or last */
 
 	/* The transaction: recipients [batch, bend). */
 	size_t		 batch, bend;
@@ -143,17 +138,6 @@ static struct {
 static void	next_address(struct client *);
 static void	session_start(struct client *);
 static void	tx_start(struct client *);
-
-static void
-clean(char *dst, size_t size, const char *src, size_t len)
-{
-	size_t	i, j = 0;
-
-	for (i = 0; i < len && j + 1 < size; i++)
-		dst[j++] = ((unsigned char)src[i] < 0x20 || src[i] == 0x7f) ?
-		    ' ' : src[i];
-	dst[j] = '\0';
-}
 
 /* Record a recipient's outcome, once. */
 static void
@@ -316,27 +300,11 @@ set_timeout(struct client *c, int seconds)
 
 /* --- replies --------------------------------------------------------- */
 
-/* "250 2.1.0 Ok" -> status "2.1.0" when the reply has one, else x.0.0. */
-static void
-reply_status(struct client *c)
-{
-	const char	*p = c->reply + 4;
-	size_t		 n = strspn(p, "0123456789.");
-
-	if (c->rlen > 4 && n >= 5 && n < sizeof(c->rstatus) &&
-	    p[0] == c->reply[0] && p[1] == '.' &&
-	    (p[n] == ' ' || p[n] == '\0')) {
-		memcpy(c->rstatus, p, n);
-		c->rstatus[n] = '\0';
-	} else
-		snprintf(c->rstatus, sizeof(c->rstatus), "%c.0.0",
-		    c->reply[0]);
-}
-
 /*
- * Read one whole reply into c->reply (its lines joined by a space, the
- * code kept once).  Returns 1 with a reply, 0 when more input is
- * needed, -1 on a protocol error (already handled).
+ * Read one whole reply into c->r (mail/smtp_reply.c); in C_EHLO, each
+ * line after the first is also a keyword for c->ext.  Returns 1 with a
+ * reply, 0 when more input is needed, -1 on a protocol error (already
+ * handled: c may be gone).
  */
 static int
 read_reply(struct client *c)
@@ -344,7 +312,7 @@ read_reply(struct client *c)
 	struct evbuffer	*in = bufferevent_get_input(c->bev);
 	size_t		 len;
 	char		*line;
-	bool		 last;
+	int		 r;
 
 	for (;;) {
 		line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
@@ -356,108 +324,30 @@ read_reply(struct client *c)
 			}
 			return 0;
 		}
-		if (len < 3 || !isdigit((unsigned char)line[0]) ||
-		    !isdigit((unsigned char)line[1]) ||
-		    !isdigit((unsigned char)line[2]) ||
-		    (len > 3 && line[3] != ' ' && line[3] != '-') ||
-		    line[0] < '2' || line[0] > '5' ||
-		    (c->rlines > 0 && (unsigned int)atoi(line) != c->rcode) ||
-		    ++c->rlines > REPLY_LINES_MAX) {
+		if (c->r.lines == 0) {
+			smtp_reply_init(&c->r);
+			if (c->state == C_EHLO)
+				smtp_ehlo_init(&c->ext);
+		}
+		if (len > REPLY_LINE_MAX ||
+		    (r = smtp_reply_add(&c->r, line, len)) == -1) {
 			free(line);
 			address_failed(c, 451, "4.4.2", "%s: malformed reply",
 			    c->remote);
 			return -1;
 		}
-		last = len == 3 || line[3] == ' ';
-		if (c->rlines == 1) {
-			c->rcode = (unsigned int)atoi(line);
-			clean(c->reply, sizeof(c->reply), line, len);
-			c->rlen = strlen(c->reply);
-			if (c->rlen > 3)
-				c->reply[3] = ' ';
-		} else if (c->rlen + 2 < sizeof(c->reply) && len > 4) {
-			c->reply[c->rlen++] = ' ';
-			clean(c->reply + c->rlen, sizeof(c->reply) - c->rlen,
-			    line + 4, len - 4);
-			c->rlen = strlen(c->reply);
-		}
+		if (c->state == C_EHLO && c->r.lines > 1 && c->r.code == 250 &&
+		    len > 4)
+			smtp_ehlo_keyword(&c->ext, line + 4, len - 4);
 		free(line);
-		if (last) {
-			reply_status(c);
-			c->rlines = 0;
+		if (r == 1) {
+			c->r.lines = 0;		/* the next one starts anew */
 			return 1;
 		}
 	}
 }
 
 /* --- session: greeting, EHLO, STARTTLS, AUTH ------------------------ */
-
-static void
-parse_ehlo_line(struct client *c, const char *kw)
-{
-	if (strncasecmp(kw, "PIPELINING", 10) == 0)
-		c->pipelining = true;
-	else if (strncasecmp(kw, "STARTTLS", 8) == 0)
-		c->starttls = true;
-	else if (strncasecmp(kw, "8BITMIME", 8) == 0)
-		c->eightbit = true;
-	else if (strncasecmp(kw, "SMTPUTF8", 8) == 0)
-		c->smtputf8 = true;
-	else if (strncasecmp(kw, "SIZE", 4) == 0) {
-		c->has_size = true;
-		c->size_max = strtoull(kw + 4, NULL, 10);
-	} else if (strncasecmp(kw, "AUTH", 4) == 0 && (kw[4] == ' ' ||
-	    kw[4] == '=')) {
-		char buf[256], *tok, *save = NULL;
-
-		strlcpy(buf, kw + 5, sizeof(buf));
-		for (tok = strtok_r(buf, " ", &save); tok != NULL;
-		    tok = strtok_r(NULL, " ", &save)) {
-			if (strcasecmp(tok, "PLAIN") == 0)
-				c->auth_plain = true;
-			else if (strcasecmp(tok, "LOGIN") == 0)
-				c->auth_login = true;
-		}
-	}
-}
-
-/* The EHLO reply, read line by line for its keywords. */
-static int
-read_ehlo(struct client *c)
-{
-	struct evbuffer	*in = bufferevent_get_input(c->bev);
-	struct evbuffer_ptr start, eol;
-	char		 line[REPLY_LINE_MAX + 1];
-	size_t		 len, n;
-
-	/* Peek at the lines before read_reply() consumes them. */
-	if (c->rlines == 0) {
-		c->pipelining = c->starttls = c->eightbit = false;
-		c->smtputf8 = c->auth_plain = c->auth_login = false;
-		c->has_size = false;
-		c->size_max = 0;
-	}
-	evbuffer_ptr_set(in, &start, 0, EVBUFFER_PTR_SET);
-	for (;;) {
-		eol = evbuffer_search_eol(in, &start, &len, EVBUFFER_EOL_CRLF);
-		if (eol.pos == -1)
-			break;
-		n = (size_t)(eol.pos - start.pos);
-		if (n > REPLY_LINE_MAX)
-			n = REPLY_LINE_MAX;
-		if (evbuffer_copyout_from(in, &start, line, n) == -1)
-			break;
-		line[n] = '\0';
-		if (n > 4 && line[0] == '2')
-			parse_ehlo_line(c, line + 4);
-		if (n < 4 || line[3] == ' ')
-			break;
-		if (evbuffer_ptr_set(in, &start, (size_t)eol.pos + len,
-		    EVBUFFER_PTR_SET) == -1)
-			break;
-	}
-	return read_reply(c);
-}
 
 /* The first word after the code of an EHLO reply: the server's name. */
 static bool
@@ -466,12 +356,12 @@ loops_back(const struct client *c)
 	char	name[256];
 	size_t	n;
 
-	if (c->rlen < 5)
+	if (c->r.len < 5)
 		return false;
-	n = strcspn(c->reply + 4, " ");
+	n = strcspn(c->r.text + 4, " ");
 	if (n >= sizeof(name))
 		return false;
-	memcpy(name, c->reply + 4, n);
+	memcpy(name, c->r.text + 4, n);
 	name[n] = '\0';
 	return strcasecmp(name, net.conf->hostname) == 0;
 }
@@ -523,7 +413,7 @@ session_ready(struct client *c)
 	char	buf[1024], enc[1400];
 	size_t	lu, lp;
 
-	if (!c->tls && c->starttls && !c->no_tls && cl.ctx != NULL &&
+	if (!c->tls && c->ext.starttls && !c->no_tls && cl.ctx != NULL &&
 	    !c->lmtp) {
 		c->state = C_STARTTLS;
 		send_line(c, "STARTTLS");
@@ -535,10 +425,10 @@ session_ready(struct client *c)
 		return;
 	}
 	if (c->via_smarthost && c->auth_user[0] != '\0' &&
-	    (c->auth_plain || c->auth_login)) {
+	    (c->ext.auth_plain || c->ext.auth_login)) {
 		lu = strlen(c->auth_user);
 		lp = strlen(c->auth_pass);
-		if (c->auth_plain && lu + lp + 2 < sizeof(buf)) {
+		if (c->ext.auth_plain && lu + lp + 2 < sizeof(buf)) {
 			buf[0] = '\0';
 			memcpy(buf + 1, c->auth_user, lu);
 			buf[lu + 1] = '\0';
@@ -565,10 +455,10 @@ on_session_reply(struct client *c)
 
 	switch (c->state) {
 	case C_GREETING:
-		if (c->rcode != 220) {
-			address_failed(c, 451, c->rcode >= 500 ? "4.4.0" :
-			    c->rstatus, "%s refused to talk to me: %s",
-			    c->remote, c->reply);
+		if (c->r.code != 220) {
+			address_failed(c, 451, c->r.code >= 500 ? "4.4.0" :
+			    c->r.status, "%s refused to talk to me: %s",
+			    c->remote, c->r.text);
 			return;
 		}
 		c->state = C_EHLO;
@@ -576,12 +466,12 @@ on_session_reply(struct client *c)
 		    net.conf->hostname);
 		return;
 	case C_EHLO:
-		if (c->rcode / 100 != 2 && c->lmtp) {
+		if (c->r.code / 100 != 2 && c->lmtp) {
 			address_failed(c, 451, "4.4.0", "%s refused LHLO: %s",
-			    c->remote, c->reply);
+			    c->remote, c->r.text);
 			return;
 		}
-		if (c->rcode / 100 != 2) {
+		if (c->r.code / 100 != 2) {
 			c->state = C_HELO;
 			send_line(c, "HELO %s", net.conf->hostname);
 			return;
@@ -594,17 +484,16 @@ on_session_reply(struct client *c)
 		session_ready(c);
 		return;
 	case C_HELO:
-		if (c->rcode / 100 != 2) {
+		if (c->r.code / 100 != 2) {
 			address_failed(c, 451, "4.4.0", "%s refused HELO: %s",
-			    c->remote, c->reply);
+			    c->remote, c->r.text);
 			return;
 		}
-		c->pipelining = c->starttls = c->eightbit = false;
-		c->smtputf8 = c->auth_plain = c->auth_login = false;
+		smtp_ehlo_init(&c->ext);	/* HELO: no extensions */
 		session_ready(c);
 		return;
 	case C_STARTTLS:
-		if (c->rcode != 220) {
+		if (c->r.code != 220) {
 			c->no_tls = true;	/* go on in clear */
 			session_ready(c);
 			return;
@@ -613,7 +502,7 @@ on_session_reply(struct client *c)
 		return;
 	case C_AUTH_USER:
 	case C_AUTH_PASS:
-		if (c->rcode == 334) {
+		if (c->r.code == 334) {
 			v = c->state == C_AUTH_USER ? c->auth_user :
 			    c->auth_pass;
 			b64(v, strlen(v), enc, sizeof(enc));
@@ -625,9 +514,9 @@ on_session_reply(struct client *c)
 		}
 		/* FALLTHROUGH */
 	case C_AUTH:
-		if (c->rcode != 235) {
+		if (c->r.code != 235) {
 			address_failed(c, 451, "4.7.0", "%s refused our AUTH: "
-			    "%s", c->remote, c->reply);
+			    "%s", c->remote, c->r.text);
 			return;
 		}
 		log_info("client job=%" PRIu64 " qid=%s event=auth relay=%s "
@@ -661,12 +550,12 @@ send_cmd(struct client *c, size_t k)
 	switch (group_cmd(c, k)) {
 	case TX_MAIL:
 		params[0] = '\0';
-		if (c->has_size)
+		if (c->ext.has_size)
 			snprintf(params, sizeof(params), " SIZE=%" PRIu64,
 			    c->msglen);
-		if (c->body != 0 && c->eightbit)
+		if (c->body != 0 && c->ext.eightbit)
 			strlcat(params, " BODY=8BITMIME", sizeof(params));
-		if (c->utf8 && c->smtputf8)
+		if (c->utf8 && c->ext.smtputf8)
 			strlcat(params, " SMTPUTF8", sizeof(params));
 		send_line(c, "MAIL FROM:<%s>%s", c->from, params);
 		break;
@@ -685,9 +574,9 @@ send_group(struct client *c)
 {
 	size_t	n = group_len(c);
 
-	while (c->sent < n && (c->pipelining || c->sent == c->got)) {
+	while (c->sent < n && (c->ext.pipelining || c->sent == c->got)) {
 		/* Without pipelining, no DATA when no RCPT was taken. */
-		if (!c->pipelining && (c->mail_failed ||
+		if (!c->ext.pipelining && (c->mail_failed ||
 		    (group_cmd(c, c->sent) == TX_DATA && c->accepted == 0)))
 			return;
 		send_cmd(c, c->sent++);
@@ -710,16 +599,16 @@ tx_start(struct client *c)
 		send_line(c, "QUIT");
 		return;
 	}
-	if (c->utf8 && !c->smtputf8) {
+	if (c->utf8 && !c->ext.smtputf8) {
 		decide_all(c, 553, "5.6.7", "%s does not offer SMTPUTF8, "
 		    "which the message needs", c->remote);
 		tx_start(c);
 		return;
 	}
-	if (c->has_size && c->size_max > 0 && c->msglen > c->size_max) {
+	if (c->ext.has_size && c->ext.size_max > 0 && c->msglen > c->ext.size_max) {
 		decide_all(c, 552, "5.3.4", "message size %" PRIu64 " exceeds "
 		    "the limit of %s (%" PRIu64 ")", c->msglen, c->remote,
-		    c->size_max);
+		    c->ext.size_max);
 		tx_start(c);
 		return;
 	}
@@ -793,31 +682,31 @@ on_tx_reply(struct client *c)
 
 	switch (group_cmd(c, k)) {
 	case TX_MAIL:
-		if (c->rcode / 100 != 2) {
+		if (c->r.code / 100 != 2) {
 			c->mail_failed = true;
 			for (i = c->batch; i < c->bend; i++)
-				decide(c, i, c->rcode, c->rstatus, c->reply);
+				decide(c, i, c->r.code, c->r.status, c->r.text);
 		}
 		break;
 	case TX_RCPT:
 		i = c->batch + k - 1;
 		if (c->mail_failed)
 			break;
-		if (c->rcode / 100 == 2) {
+		if (c->r.code / 100 == 2) {
 			c->ok[i] = true;
 			c->accepted++;
 		} else
-			decide(c, i, c->rcode, c->rstatus, c->reply);
+			decide(c, i, c->r.code, c->r.status, c->r.text);
 		break;
 	case TX_DATA:
-		if (c->rcode == 354 && (c->mail_failed || c->accepted == 0)) {
+		if (c->r.code == 354 && (c->mail_failed || c->accepted == 0)) {
 			/* Nothing to send it for: an empty message ends it. */
 			c->data_discard = true;
 			c->state = C_DOT;
 			send_line(c, ".");
 			return;
 		}
-		if (c->rcode == 354) {
+		if (c->r.code == 354) {
 			c->off = 0;
 			c->dot_next = c->batch;
 			c->bol = true;
@@ -827,11 +716,11 @@ on_tx_reply(struct client *c)
 		}
 		for (i = c->batch; i < c->bend; i++)
 			if (c->ok[i])
-				decide(c, i, c->rcode, c->rstatus, c->reply);
+				decide(c, i, c->r.code, c->r.status, c->r.text);
 		tx_abort(c);
 		return;
 	}
-	if (c->got == c->sent && !c->pipelining &&
+	if (c->got == c->sent && !c->ext.pipelining &&
 	    (c->mail_failed || (group_cmd(c, c->sent) == TX_DATA &&
 	    c->accepted == 0))) {
 		tx_abort(c);
@@ -850,10 +739,10 @@ on_dot_reply(struct client *c)
 		while (c->dot_next < c->bend && !c->ok[c->dot_next])
 			c->dot_next++;
 		if (c->dot_next < c->bend) {
-			decide(c, c->dot_next, c->rcode, c->rstatus, c->reply);
+			decide(c, c->dot_next, c->r.code, c->r.status, c->r.text);
 			log_info("client job=%" PRIu64 " qid=%s event=sent "
 			    "relay=%s to=<%s> reply=\"%s\"", c->id, c->qid,
-			    c->remote, c->rcpt[c->dot_next], c->reply);
+			    c->remote, c->rcpt[c->dot_next], c->r.text);
 			c->dot_next++;
 		}
 		while (c->dot_next < c->bend && !c->ok[c->dot_next])
@@ -868,11 +757,11 @@ on_dot_reply(struct client *c)
 	if (!c->data_discard)
 		for (i = c->batch; i < c->bend; i++)
 			if (c->ok[i])
-				decide(c, i, c->rcode, c->rstatus, c->reply);
+				decide(c, i, c->r.code, c->r.status, c->r.text);
 	if (!c->data_discard)
 		log_info("client job=%" PRIu64 " qid=%s event=sent relay=%s "
 		    "rcpts=%zu reply=\"%s\"", c->id, c->qid, c->remote,
-		    c->accepted, c->reply);
+		    c->accepted, c->r.text);
 	c->batch = c->bend;
 	set_timeout(c, TIMEOUT_REPLY);
 	tx_start(c);
@@ -889,7 +778,7 @@ client_read_cb(struct bufferevent *bev, void *arg)
 
 	c->gone = &gone;
 	for (;;) {
-		r = c->state == C_EHLO ? read_ehlo(c) : read_reply(c);
+		r = read_reply(c);
 		if (r != 1)
 			break;		/* more to come, or c is gone */
 		switch (c->state) {
@@ -905,7 +794,7 @@ client_read_cb(struct bufferevent *bev, void *arg)
 			break;
 		case C_BODY:
 			address_failed(c, 451, "4.4.2", "%s replied during "
-			    "the message: %s", c->remote, c->reply);
+			    "the message: %s", c->remote, c->r.text);
 			break;
 		case C_QUIT:
 			client_free(c);		/* reported already */
@@ -976,7 +865,7 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 		}
 		return;
 	}
-	if (c->tls && c->state == C_EHLO && c->rlines == 0 &&
+	if (c->tls && c->state == C_EHLO && c->r.lines == 0 &&
 	    (e = bufferevent_get_openssl_error(bev)) != 0) {
 		/* The handshake failed: again on this address, in clear. */
 		ERR_error_string_n(e, why, sizeof(why));
@@ -1056,7 +945,7 @@ connect_address(struct client *c)
 		snprintf(c->remote, sizeof(c->remote), "%s[%s]:%u",
 		    c->hops[c->ihop].host, ip, port);
 	c->tls = false;
-	c->rlines = 0;
+	c->r.lines = 0;
 	c->bev = bufferevent_socket_new(net.base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		address_failed(c, 451, "4.3.0", "out of sockets");
