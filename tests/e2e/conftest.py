@@ -338,6 +338,16 @@ class Postino:
 
     # -- logs -----------------------------------------------------------
 
+    def log_has(self, text, timeout=10.0):
+        """Poll the log until it holds text (bounded); True if it did."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if text in self.read_log():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+
     def read_log(self):
         try:
             with open(self.log_path, "rb") as f:
