@@ -54,6 +54,7 @@
 #define DIR_DEFERRED	"spool/deferred"
 #define DIR_HOLD	"spool/hold"
 #define MSG_BUCKETS	4096
+#define ATTEMPTS_MAX	4096	/* messages open at once, at most */
 #define DIR_MAIL	"mail"
 #define JOB_BUCKETS	1024
 #define DOM_BUCKETS	1024
@@ -1096,7 +1097,17 @@ sched_new(struct event_base *base, struct pool *pool, const struct conf *conf,
 	s->net = net;
 	s->ready_tail = &s->ready;
 	s->waiting_tail = &s->waiting;
+	/*
+	 * Messages in an attempt at once.  An attempt holds its spool file
+	 * open while its jobs wait for net, so this bounds the descriptors;
+	 * it must not be below max_outgoing, or outgoing sessions would be
+	 * capped by it instead.
+	 */
 	s->attempts_max = conf->workers > 2 ? conf->workers / 2 : 1;
+	if (s->attempts_max < conf->delivery.max_outgoing)
+		s->attempts_max = conf->delivery.max_outgoing;
+	if (s->attempts_max > ATTEMPTS_MAX)
+		s->attempts_max = ATTEMPTS_MAX;
 	strlcpy(s->hostname, conf->hostname, sizeof(s->hostname));
 	for (p = s->hostname; *p != '\0'; p++)	/* Maildir name rules */
 		if (*p == '/' || *p == ':' || *p == ',')
