@@ -320,3 +320,33 @@ def test_redirect_rule_routes_a_domain(world):
                                                          "someone@far.test"]
     assert mx.transactions() == []
     assert w.log_has("domain=far.test rcpts=1 redirect=127.0.0.3:%d" % w.port)
+
+
+def test_mx_is_a_private_postfix_over_starttls(world):
+    """The MX is a real Postfix (with STARTTLS): opportunistic TLS is
+    used, the message arrives byte-exact, a refused recipient bounces
+    with Postfix's own words, the other is delivered."""
+    from mx_peer import MxPeer
+    if MxPeer.unavailable():
+        pytest.skip(MxPeer.unavailable())
+    w = world(mx={"far.test": [(10, "mx1.far.test")]},
+              hosts={"mx1.far.test": ["127.0.0.2"]})
+    peer = MxPeer(w.tmp, "127.0.0.2", w.port, domains=["far.test"],
+                  reply_rcpt={"bad@far.test": "550 5.1.1 no such user"})
+    peer.start()
+    try:
+        w.send(["good@far.test", "bad@far.test"])
+        (path, data), = peer.wait_messages(1, rcpt="good@far.test", timeout=30)
+        sent = MxPeer.as_sent(data, peer.myhostname)
+        assert sent.endswith(MSG) and sent.startswith(b"Received: from ")
+        assert "TLS connection established from unknown[127.0.0.1]" in peer.log()
+        assert w.log_has("event=tls relay=mx1.far.test[127.0.0.2]:%d TLSv1.3 with cipher "
+                         % w.port)
+        text = wait_dsn(w.p).decode("ascii", "replace")
+        assert "Final-Recipient: rfc822; bad@far.test" in text
+        assert ("Diagnostic-Code: smtp; 550 5.1.1 <bad@far.test>: Recipient address "
+                "rejected: no such user") in text
+        assert "Final-Recipient: rfc822; good@far.test" not in text
+        assert w.log_has("event=removed")
+    finally:
+        peer.stop()

@@ -48,6 +48,7 @@
 #include "proto.h"
 #include "resolve.h"
 #include "smtp_reply.h"
+#include "tls.h"
 #include "xalloc.h"
 
 #define REPLY_LINE_MAX	2048	/* longer is a protocol error */
@@ -475,6 +476,14 @@ on_session_reply(struct client *c)
 			c->state = C_HELO;
 			send_line(c, "HELO %s", net.conf->hostname);
 			return;
+		}
+		if (c->tls) {
+			char desc[160];
+
+			tls_describe(bufferevent_openssl_get_ssl(c->bev), desc,
+			    sizeof(desc));
+			log_info("client job=%" PRIu64 " qid=%s event=tls "
+			    "relay=%s %s", c->id, c->qid, c->remote, desc);
 		}
 		if (!c->lmtp && loops_back(c)) {
 			address_failed(c, 554, "5.4.6", "mail for %s loops "
