@@ -148,6 +148,10 @@ static const struct conf_key keys[] = {
 	{ "smtp", "timeout_data", KT_UINT, "600", U(1, 86400),
 	    C(smtp.timeout_data), 0,
 	    "Seconds to wait for message data (RFC 5321 4.5.3.2.6)." },
+	{ "smtp", "peername_lookup", KT_BOOL, "yes", U(0, 1),
+	    C(smtp.peername_lookup), 0,
+	    "Name the client by its forward-confirmed PTR (the banner waits "
+	    "up to 3 s for it)." },
 	{ "smtp", "timeout_greeting", KT_UINT, "0", U(0, 300),
 	    C(smtp.timeout_greeting), 0,
 	    "Seconds to wait before the banner; a client that talks "

@@ -82,6 +82,7 @@ struct conf {
 		unsigned int	timeout_data;		/* 600 s (4.5.3.2.6) */
 		unsigned int	timeout_greeting;	/* 0 s: wait before banner */
 		unsigned int	scram_iterations;	/* 4096 (RFC 7677 4) */
+		bool		peername_lookup;	/* yes */
 	} smtp;
 
 	struct {

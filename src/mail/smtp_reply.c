@@ -116,6 +116,8 @@ smtp_ehlo_keyword(struct smtp_ehlo *e, const char *kw, size_t len)
 		e->smtputf8 = true;
 	else if (is_kw(kw, len, "CHUNKING", NULL))
 		e->chunking = true;
+	else if (is_kw(kw, len, "BINARYMIME", NULL))
+		e->binarymime = true;
 	else if (is_kw(kw, len, "SIZE", &rest)) {
 		uint64_t v = 0;
 

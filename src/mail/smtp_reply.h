@@ -33,6 +33,7 @@ struct smtp_reply {
 /* What a server's EHLO (or LHLO) reply offers. */
 struct smtp_ehlo {
 	bool		pipelining, starttls, eightbit, smtputf8, chunking;
+	bool		binarymime;
 	bool		auth_plain, auth_login;
 	bool		has_size;
 	uint64_t	size_max;	/* 0: no limit given */

@@ -323,9 +323,10 @@ def test_redirect_rule_routes_a_domain(world):
 
 
 def test_mx_is_a_private_postfix_over_starttls(world):
-    """The MX is a real Postfix (with STARTTLS): opportunistic TLS is
-    used, the message arrives byte-exact, a refused recipient bounces
-    with Postfix's own words, the other is delivered."""
+    """The MX is a real Postfix (with STARTTLS and CHUNKING):
+    opportunistic TLS is used, the message goes by BDAT and arrives
+    byte-exact, a refused recipient bounces with Postfix's own words,
+    the other is delivered."""
     from mx_peer import MxPeer
     if MxPeer.unavailable():
         pytest.skip(MxPeer.unavailable())
@@ -340,6 +341,8 @@ def test_mx_is_a_private_postfix_over_starttls(world):
         sent = MxPeer.as_sent(data, peer.myhostname)
         assert sent.endswith(MSG) and sent.startswith(b"Received: from ")
         assert "TLS connection established from unknown[127.0.0.1]" in peer.log()
+        # Postfix offers CHUNKING: the message went as one BDAT LAST
+        assert " bdat=1 " in peer.log() and " data=" not in peer.log()
         assert w.log_has("event=tls relay=mx1.far.test[127.0.0.2]:%d TLSv1.3 with cipher "
                          % w.port)
         text = wait_dsn(w.p).decode("ascii", "replace")

@@ -106,6 +106,7 @@ test_ehlo(void)
 	static const char *const lines[] = {
 		"PIPELINING", "SIZE 10240000", "8BITMIME", "STARTTLS",
 		"AUTH=LOGIN", "AUTH CRAM-MD5 PLAIN", "SMTPUTF8", "CHUNKING",
+		"BINARYMIME",
 	};
 	struct smtp_ehlo	e;
 	size_t			i;
@@ -114,7 +115,8 @@ test_ehlo(void)
 	for (i = 0; i < NROWS(lines); i++)
 		smtp_ehlo_keyword(&e, lines[i], strlen(lines[i]));
 	CHECK(e.pipelining && e.eightbit && e.starttls && e.smtputf8 &&
-	    e.chunking && e.auth_plain && e.auth_login && e.has_size);
+	    e.chunking && e.binarymime && e.auth_plain && e.auth_login &&
+	    e.has_size);
 	CHECK(e.size_max == 10240000);
 
 	/* prefixes of keywords are not keywords; AUTH tokens whole */

@@ -48,6 +48,7 @@
 #include "proto.h"
 #include "resolve.h"
 #include "smtp_reply.h"
+#include "smtp_syntax.h"
 #include "tls.h"
 #include "xalloc.h"
 
@@ -118,6 +119,7 @@ struct client {
 	size_t		 accepted;
 	bool		*ok;
 	bool		 mail_failed, data_discard;
+	bool		 bdat;		/* CHUNKING: BDAT n LAST, no stuffing */
 	off_t		 off;
 	bool		 bol;		/* at the start of a line */
 
@@ -562,7 +564,9 @@ send_cmd(struct client *c, size_t k)
 		if (c->ext.has_size)
 			snprintf(params, sizeof(params), " SIZE=%" PRIu64,
 			    c->msglen);
-		if (c->body != 0 && c->ext.eightbit)
+		if (c->body == BODY_BINARYMIME)
+			strlcat(params, " BODY=BINARYMIME", sizeof(params));
+		else if (c->body != BODY_7BIT && c->ext.eightbit)
 			strlcat(params, " BODY=8BITMIME", sizeof(params));
 		if (c->utf8 && c->ext.smtputf8)
 			strlcat(params, " SMTPUTF8", sizeof(params));
@@ -577,6 +581,20 @@ send_cmd(struct client *c, size_t k)
 	}
 }
 
+static void	tx_abort(struct client *);
+static void	body_fill(struct client *);
+
+/* RFC 3030: the whole message in one chunk, as it is stored. */
+static void
+bdat_start(struct client *c)
+{
+	c->off = 0;
+	c->dot_next = c->batch;
+	c->state = C_BODY;
+	send_line(c, "BDAT %" PRIu64 " LAST", c->msglen);
+	body_fill(c);
+}
+
 /* Send what the window allows: everything with PIPELINING, else one. */
 static void
 send_group(struct client *c)
@@ -584,6 +602,19 @@ send_group(struct client *c)
 	size_t	n = group_len(c);
 
 	while (c->sent < n && (c->ext.pipelining || c->sent == c->got)) {
+		/* BDAT carries the message: only once every RCPT answered. */
+		if (c->bdat && group_cmd(c, c->sent) == TX_DATA) {
+			if (c->got < c->sent)
+				return;
+			if (c->mail_failed || c->accepted == 0) {
+				tx_abort(c);
+				return;
+			}
+			c->sent++;
+			c->got++;	/* its reply is the final one */
+			bdat_start(c);
+			return;
+		}
 		/* Without pipelining, no DATA when no RCPT was taken. */
 		if (!c->ext.pipelining && (c->mail_failed ||
 		    (group_cmd(c, c->sent) == TX_DATA && c->accepted == 0)))
@@ -608,6 +639,13 @@ tx_start(struct client *c)
 		send_line(c, "QUIT");
 		return;
 	}
+	if (c->body == BODY_BINARYMIME && !(c->ext.chunking &&
+	    c->ext.binarymime)) {
+		decide_all(c, 554, "5.6.3", "the message is binary "
+		    "(BINARYMIME) and %s does not take it", c->remote);
+		tx_start(c);
+		return;
+	}
 	if (c->utf8 && !c->ext.smtputf8) {
 		decide_all(c, 553, "5.6.7", "%s does not offer SMTPUTF8, "
 		    "which the message needs", c->remote);
@@ -627,6 +665,7 @@ tx_start(struct client *c)
 		c->bend++;
 	c->sent = c->got = c->accepted = 0;
 	c->mail_failed = c->data_discard = false;
+	c->bdat = c->ext.chunking;
 	memset(c->ok, 0, c->n * sizeof(*c->ok));
 	c->state = C_TX;
 	set_timeout(c, TIMEOUT_REPLY);
@@ -663,6 +702,11 @@ body_fill(struct client *c)
 			    "queued message");
 			return;
 		}
+		if (c->bdat) {
+			evbuffer_add(out, in, (size_t)got);
+			c->off += got;
+			continue;
+		}
 		/* Dot-stuffing (RFC 5321 4.5.2). */
 		for (i = start = 0; i < (size_t)got; i++) {
 			if (c->bol && in[i] == '.') {
@@ -676,9 +720,10 @@ body_fill(struct client *c)
 		c->off += got;
 	}
 	if ((uint64_t)c->off >= c->msglen) {
-		if (!c->bol && c->msglen > 0)
+		if (!c->bdat && !c->bol && c->msglen > 0)
 			evbuffer_add(out, "\r\n", 2);
-		evbuffer_add(out, ".\r\n", 3);
+		if (!c->bdat)
+			evbuffer_add(out, ".\r\n", 3);
 		c->state = C_DOT;
 		set_timeout(c, TIMEOUT_DOT);
 	}

@@ -267,9 +267,12 @@ session_timeouts(struct smtp_session *s)
 /* A name lookup of the client (fcrdns_start, below). */
 struct fcrdns {
 	struct smtp_session	*s;	/* NULL once the session has gone */
+	struct event		*timer;	/* the banner waits this long */
 	uint8_t			 addr[16];
 	char			 name[256];
 };
+
+#define FCRDNS_WAIT	3	/* seconds the banner waits for the name */
 
 static void
 session_free(struct smtp_session *s)
@@ -286,8 +289,13 @@ session_free(struct smtp_session *s)
 	ipc_out_init(&o);
 	ipc_send(net.store, IMSG_SESSION_END, s->id, -1, &o);
 	sasl_server_free(&s->sasl);
-	if (s->fcrdns != NULL)
+	if (s->fcrdns != NULL) {
 		s->fcrdns->s = NULL;	/* its callback frees it */
+		if (s->fcrdns->timer != NULL) {
+			event_free(s->fcrdns->timer);
+			s->fcrdns->timer = NULL;
+		}
+	}
 	net_session_del(s->id);
 	net_conn_release(s->ip);
 	net.nconn--;
@@ -1518,12 +1526,41 @@ smtp_session_shutdown(struct smtp_session *s)
  * session goes on meanwhile; Received: shows the name if it is known
  * by the time the message arrives, else "unknown".
  */
+static void	send_banner(evutil_socket_t, short, void *);
+
+/* The session no longer waits for the name (found, or not in time). */
+static void
+fcrdns_detach(struct fcrdns *f)
+{
+	struct smtp_session	*s = f->s;
+
+	if (f->timer != NULL) {
+		event_free(f->timer);
+		f->timer = NULL;
+	}
+	if (s == NULL)
+		return;
+	s->fcrdns = NULL;
+	f->s = NULL;
+	if (s->banner_due)
+		send_banner(-1, 0, s);
+}
+
 static void
 fcrdns_end(struct fcrdns *f)
 {
-	if (f->s != NULL)
-		f->s->fcrdns = NULL;
+	fcrdns_detach(f);
 	free(f);
+}
+
+static void
+fcrdns_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct fcrdns	*f = arg;
+
+	if (f->s != NULL)
+		slog(f->s, LOGL_DEBUG, "event=client-name-timeout");
+	fcrdns_detach(f);	/* the lookup's callback frees f */
 }
 
 static void
@@ -1563,7 +1600,9 @@ fcrdns_start(struct smtp_session *s)
 {
 	struct fcrdns	*f;
 
-	if (net.resolver == NULL)
+	struct timeval	 tv = { FCRDNS_WAIT, 0 };
+
+	if (net.resolver == NULL || !s->conf->smtp.peername_lookup)
 		return;
 	f = xcalloc(1, sizeof(*f));
 	if (ipmatch_addr(s->ip, f->addr) == -1) {
@@ -1572,6 +1611,8 @@ fcrdns_start(struct smtp_session *s)
 	}
 	f->s = s;
 	s->fcrdns = f;
+	f->timer = evtimer_new(net.base, fcrdns_timeout, f);
+	evtimer_add(f->timer, &tv);
 	resolver_ptr(net.resolver, f->addr, fcrdns_reverse, f);
 }
 
@@ -1603,10 +1644,12 @@ send_banner(evutil_socket_t fd, short ev, void *arg)
 		event_free(s->pregreet);
 		s->pregreet = NULL;
 	}
-	if (s->wait == W_CONNECT) {
+	/* The connect checks, and the client's name (Received, log). */
+	if (s->wait == W_CONNECT || s->fcrdns != NULL || s->banner == NULL) {
 		s->banner_due = true;
 		return;
 	}
+	s->banner_due = false;
 	reply(s, "%s", s->banner);
 	free(s->banner);
 	s->banner = NULL;
