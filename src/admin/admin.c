@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -421,6 +422,32 @@ list(struct admin *a, enum db_view v)
 	    err);
 }
 
+/*
+ * RFC 5321 4.5.1: a new domain's postmaster reaches [delivery]
+ * failed_mail, unless the domain has one already - and unless that is
+ * the computed default postmaster@hostname outside our domains, which
+ * would only send the postmaster's mail away, or round in a loop.
+ */
+static void
+add_postmaster(struct admin *a, const char *domain)
+{
+	const char		*fm = a->conf->delivery.failed_mail;
+	const char		*at = strrchr(fm, '@');
+	struct db_targets	 t;
+	char			 pm[ADDR_DOMAIN_MAX + 16], def[300], err[512];
+
+	snprintf(def, sizeof(def), "postmaster@%s", a->conf->hostname);
+	if (at == NULL || (strcasecmp(fm, def) == 0 &&
+	    !db_domain_is_local(a->db, at + 1)))
+		return;
+	if (db_rcpt_resolve(a->db, "postmaster", domain, &t) != DB_RCPT_UNKNOWN)
+		return;
+	snprintf(pm, sizeof(pm), "postmaster@%s", domain);
+	if (db_alias_add(a->db, pm, fm, err, sizeof(err)) == -1)
+		fprintf(stderr, "postino-admin: %s has no postmaster: %s\n",
+		    domain, err);
+}
+
 static int
 do_domain_add(struct admin *a, int argc, char **argv)
 {
@@ -428,7 +455,10 @@ do_domain_add(struct admin *a, int argc, char **argv)
 
 	if (check_domain(argv[0]) != 0)
 		return EX_REFUSED;
-	return db_result(db_domain_add(a->db, argv[0], err, sizeof(err)), err);
+	if (db_domain_add(a->db, argv[0], err, sizeof(err)) == -1)
+		return db_result(-1, err);
+	add_postmaster(a, argv[0]);
+	return 0;
 }
 
 static int

@@ -353,3 +353,22 @@ def test_mx_is_a_private_postfix_over_starttls(world):
         assert w.log_has("event=removed")
     finally:
         peer.stop()
+
+
+def test_domain_add_gives_a_postmaster():
+    """domain add makes postmaster@DOMAIN an alias of failed_mail; not
+    with the computed default postmaster@hostname outside the local
+    domains (that would send the postmaster's mail away, or loop)."""
+    _check_binaries()
+    p = Postino(extra_config="[delivery]\nfailed_mail = bounces@example.test\n")
+    q = Postino()
+    try:
+        p.admin("domain", "add", "example.test")
+        p.admin("domain", "add", "example.net")
+        assert p.admin("alias", "list").stdout == (
+            "postmaster@example.net bounces@example.test\n"
+            "postmaster@example.test bounces@example.test\n")
+        q.admin("domain", "add", "example.test")
+        assert q.admin("alias", "list").stdout == ""
+    finally:
+        _finish([p, q], False)
