@@ -22,9 +22,19 @@ durable queue, delivery into a Maildir.  Then, for each load point
      p50/p99 transaction latency (smtp-source reports none).
 
 Then the memory each server holds with 1,000 and 10,000 idle
-connections (they read the greeting and send nothing), and the disk's
-rate of write(1 KB)+fsync+rename+fsync(dir), the ceiling for a durable
-queue.  Prints one markdown table and writes it to build/bench.md.
+connections (they read the greeting and send nothing).  Then relay to
+another domain, end to end: one smtp-sink (-c, counters only, no dumps)
+on 127.0.0.2 is the peer of both; postino (127.0.0.1 trusted, [dns]
+servers = a private dnsmasq giving far.test the MX mx1.far.test ->
+127.0.0.2, [delivery] smtp_port = the sink's) and Postfix
+(transport_maps: far.test smtp:[127.0.0.2]:PORT, no DNS), each freshly
+started, take RELAY_N messages of 1 KB to bench@far.test from
+smtp-source at each of RELAY_CONCS; end-to-end msgs/s is the messages
+at the peer over the time from the start of the load until the last of
+them was there, beside accepted msgs/s (until smtp-source exits).  Last,
+the disk's rate of write(1 KB)+fsync+rename+fsync(dir), the ceiling for
+a durable queue.  Prints two markdown tables and writes them to
+build/bench.md.
 Last, it runs build/policy_bench (make bench-policy), if built, and
 prints its lines as they are.
 
@@ -34,8 +44,9 @@ in count and time; only processes started here are signalled, by PID
 build: errors are reported in the table and the exit status is 0.
 
 Environment: QUICK=1 (1,000 messages per point, C = 1 and 50, 1 KB
-only, 1,000 idle connections only: about a minute), BENCH_N (messages
-per point), POSTINO_BUILD (default build), LOADGEN (default
+only, 1,000 idle connections only, relay at C = 10 only: about a
+minute and a half), BENCH_N (messages per point), BENCH_RELAY_N (messages per
+relay point, default BENCH_N), POSTINO_BUILD (default build), LOADGEN (default
 build/loadgen), BENCH_OUT (default build/bench.md), BENCH_KEEP=1 keeps
 the temporary directory, POSTFIX_MAIN="name=value;..." overrides
 Postfix's main.cf (e.g. in_flow_delay=0).
@@ -58,6 +69,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "tests", "support"))
 from procs import children, free_port, private_master_cf, private_postfix_etc, tree  # noqa: E402
+from dnsmasq import Dnsmasq  # noqa: E402
+from smtp_sink import SMTP_SINK, SmtpSink, common_free_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -107,6 +120,19 @@ START_TIMEOUT = 20.0
 POSTFIX_SMTPD_LIMIT = 1100  # smtpd processes: C=200 and 1,000 idle fit
 NOFILE = 65536
 BUDGET = 60.0 if QUICK else 480.0   # no new load point after this (s)
+
+# Relay: 1 KB messages to RELAY_RCPT, which both servers send on to one
+# smtp-sink on RELAY_HOST (postino by far.test's MX from a private
+# dnsmasq, Postfix by transport_maps); not subject to BUDGET, each
+# point bounded by LOAD_TIMEOUT + RELAY_DRAIN_TIMEOUT.
+RELAY_DOMAIN = "far.test"
+RELAY_RCPT = "bench@far.test"
+RELAY_MX = "mx1.far.test"
+RELAY_HOST = "127.0.0.2"
+RELAY_N = int(os.environ.get("BENCH_RELAY_N", str(N)))
+RELAY_CONCS = [10] if QUICK else [10, 50]
+RELAY_DRAIN_TIMEOUT = 240.0  # until the peer has them all (after the load)
+RELAY_STALL = 30.0           # ... or this long without a new one at the peer
 
 
 def log(msg):
@@ -267,18 +293,55 @@ class Postino:
             "[smtp]",
             "max_connections = 20000",
             "max_connections_per_ip = 20000",
+            # as the Postfix of this bench (smtpd_peername_lookup = no)
+            "peername_lookup = no",
             "[antispam]",
             "reject_unknown_sender_domain = no",
             "spf = no",
             "[intrusion]",
             "bypass = 127.0.0.1",
         ]
-        with open(self.conf, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.chmod(self.conf, 0o644)
+        self.base_conf = lines
+        self.write_conf()
         self.admin("domain", "add", DOMAIN)
         self.admin("account", "add", RCPT, "--password-stdin", stdin="bench-pw-1\n")
         self.maildir = os.path.join(self.data_dir, "mail", DOMAIN, RCPT.split("@")[0])
+
+    def write_conf(self, extra=()):
+        with open(self.conf, "w") as f:
+            f.write("\n".join(self.base_conf + list(extra)) + "\n")
+        os.chmod(self.conf, 0o644)
+
+    def relay_to(self, dns_server, port):
+        """Relay for the loopback client: other domains by MX through
+        dns_server, to port (while stopped; the next start reads it)."""
+        self.write_conf(["[dns]", "servers = %s" % dns_server,
+                         "[delivery]", "smtp_port = %d" % port])
+        self.admin("trusted", "add", "127.0.0.1")
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def log_since(self, off):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(off)
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def relay_trouble(self, text):
+        """Counts of the log events that are not a plain relay, in text."""
+        out = {}
+        for ev in ("retry-later", "deferred", "failed", "bounced", "address-failed",
+                   "error", "role-died", "commit-failed", "refused"):
+            k = text.count("event=%s " % ev) + text.count("event=%s\n" % ev)
+            if k:
+                out[ev] = k
+        return out
 
     def admin(self, *args, stdin=None):
         r = subprocess.run([self.admin_bin, "-c", self.conf] + list(args), input=stdin,
@@ -351,7 +414,7 @@ class Postfix:
     smtpd on 127.0.0.1:port only; never the system instance."""
     name = "Postfix"
 
-    def __init__(self, top):
+    def __init__(self, top, relay_port=None):
         self.dir = os.path.join(top, "postfix")
         os.mkdir(self.dir)
         os.chmod(self.dir, 0o755)
@@ -379,6 +442,10 @@ class Postfix:
         os.chown(self.vmail, uid, gid)
         with open(os.path.join(self.etc, "vmailbox"), "w") as f:
             f.write("%s %s/%s/\n" % (RCPT, DOMAIN, RCPT.split("@")[0]))   # "/": Maildir
+        # The relay measurement: far.test to the sink, no DNS.
+        with open(os.path.join(self.etc, "transport"), "w") as f:
+            if relay_port:
+                f.write("%s smtp:[%s]:%d\n" % (RELAY_DOMAIN, RELAY_HOST, relay_port))
         main = {
             "compatibility_level": "3.6",
             "meta_directory": self.etc,
@@ -414,6 +481,7 @@ class Postfix:
             "smtpd_client_connection_rate_limit": "0",
             "smtpd_client_message_rate_limit": "0",
             "smtpd_peername_lookup": "no",
+            "transport_maps": "texthash:" + os.path.join(self.etc, "transport"),
         }
         # POSTFIX_MAIN="name=value;name=value" overrides (e.g. in_flow_delay=0).
         for kv in os.environ.get("POSTFIX_MAIN", "").split(";"):
@@ -467,6 +535,35 @@ class Postfix:
                 if names:
                     return False
         return True
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def log_since(self, off):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(off)
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def relay_trouble(self, text):
+        out = {}
+        for st in ("deferred", "bounced", "undeliverable"):
+            k = text.count("status=%s" % st)
+            if k:
+                out[st] = k
+        for word in ("fatal:", "panic:", "warning:"):
+            k = text.count(" %s " % word)
+            if k:
+                # The first such line says what it is (e.g. qmgr's
+                # "mail for X is using up N of N active queue entries").
+                first = text[text.index(" %s " % word) + len(word) + 2:].split("\n", 1)[0]
+                out["%s (first: %s)" % (word.rstrip(":"), first[:120])] = k
+        return out
 
     def stop(self):
         if not self.alive():
@@ -662,6 +759,159 @@ def idle_test(srv):
     return out
 
 
+class CountingSink(SmtpSink):
+    """The relay's peer: smtp-sink with its running counters (-c) and no
+    dumps.  smtp-sink rewrites "sess=S quit=Q mesg=M\\r" on its stdout
+    (our log file) each time a "." is received, a QUIT is executed or a
+    session ends; received() reads the last M."""
+    MESG_RE = re.compile(rb"mesg=(\d+)")
+
+    def args(self):
+        a = [SMTP_SINK, "-h", self.hostname]
+        if self._user:
+            a += ["-u", self._user]
+        return a + ["-c", "%s:%d" % (self.host, self.port), "256"]
+
+    def received(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 256))
+                tail = f.read()
+        except OSError:
+            return 0
+        m = self.MESG_RE.findall(tail)
+        return int(m[-1]) if m else 0
+
+
+def relay_point(srv, sink, conc, helpers):
+    """N messages of 1 KB to RELAY_RCPT at concurrency conc; the server
+    relays them to the sink.  helpers: {name: pid} whose CPU over the
+    point is reported too (the sink, dnsmasq)."""
+    res = {}
+    target_n = RELAY_N
+    before = sink.received()
+    log_off = srv.log_size()
+    cpu0 = cpu_seconds(srv.root)
+    hcpu0 = {k: cpu_seconds(v) for k, v in helpers.items()}
+    cmd = [SMTP_SOURCE, "-4", "-d", "-s", str(conc), "-m", str(target_n), "-l", "1024",
+           "-M", "client.example.org", "-f", SENDER, "-t", RELAY_RCPT,
+           "127.0.0.1:%d" % srv.port]
+    when_all = None
+    with Sampler(srv.root) as smp:
+        t0 = time.monotonic()
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL)
+        # While the load runs: note when the peer has them all (it may
+        # before smtp-source has closed its sessions).
+        deadline = t0 + LOAD_TIMEOUT
+        while True:
+            try:
+                p.wait(timeout=0.02)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if when_all is None and sink.received() - before >= target_n:
+                when_all = time.monotonic() - t0
+            if time.monotonic() > deadline:
+                p.kill()
+                res["error"] = "smtp-source killed after %.0f s" % LOAD_TIMEOUT
+                break
+        _, err = p.communicate(timeout=10)
+        wall = time.monotonic() - t0
+        at_end = sink.received() - before
+        if p.returncode not in (0, None) and "error" not in res:
+            res["error"] = "smtp-source exit %d: %s" % (
+                p.returncode, " ".join(err.decode("utf-8", "replace").strip()
+                                       .splitlines()[-1:]))
+        # Until the peer has them all and the server's queue is empty.
+        deadline = time.monotonic() + RELAY_DRAIN_TIMEOUT
+        last, last_change = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            n = sink.received() - before
+            now = time.monotonic()
+            if n != last:
+                last, last_change = n, now
+            if n >= target_n and when_all is None:
+                when_all = now - t0
+            if when_all is not None and srv.queue_empty():
+                break
+            if now - last_change > RELAY_STALL:
+                break
+            time.sleep(0.02)
+        time.sleep(0.5)         # a duplicate would show by now
+        received = sink.received() - before
+        cpu1 = cpu_seconds(srv.root)
+        hcpu1 = {k: cpu_seconds(v) for k, v in helpers.items()}
+    accepted = target_n if p.returncode == 0 else None
+    res.update({
+        "n": target_n,
+        "received": received,
+        "at_end": at_end,
+        "wall": wall,
+        "acc_rate": accepted / wall if accepted and wall > 0 else None,
+        "last": when_all,
+        "rate": target_n / when_all if when_all else None,
+        "cpu_per_k": (cpu1 - cpu0) / received * 1000 if received else None,
+        "helper_cpu_per_k": {k: (hcpu1[k] - hcpu0[k]) / received * 1000 if received else None
+                             for k in helpers},
+        "peak_mb": smp.peak / 1024,
+        "trouble": srv.relay_trouble(srv.log_since(log_off)),
+    })
+    if when_all is None:
+        res.setdefault("error", "%d of %d messages at the peer after %.0f s (%d when the "
+                       "load ended; no new one for %.0f s)"
+                       % (received, target_n, time.monotonic() - t0, at_end,
+                          time.monotonic() - last_change))
+    elif received > target_n:
+        res.setdefault("error", "%d messages at the peer for %d sent (duplicates)"
+                       % (received, target_n))
+    elif not srv.queue_empty():
+        res.setdefault("error", "queue not empty after the peer had them all")
+    return res
+
+
+def relay_test(top, servers, sink_port):
+    """The relay points: each server, freshly started, relays RELAY_N
+    messages at each of RELAY_CONCS to one sink; {conc: {name: res}}."""
+    out = {}
+    with Dnsmasq(hosts={RELAY_MX: [RELAY_HOST]}, mx={RELAY_DOMAIN: [(10, RELAY_MX)]},
+                 log_queries=False) as dns, \
+            CountingSink(top, host=RELAY_HOST, port=sink_port) as sink:
+        log("relay: dnsmasq on %s, smtp-sink on %s" % (dns.server, sink.address))
+        for srv in servers:
+            srv.stop()
+            if isinstance(srv, Postino):
+                srv.relay_to(dns.server, sink.port)
+        for conc in RELAY_CONCS:
+            out[conc] = {}
+            for srv in servers:
+                helpers = {"smtp-sink": sink.proc.pid}
+                if isinstance(srv, Postino):
+                    helpers["dnsmasq"] = dns.proc.pid
+                try:
+                    srv.stop()
+                    srv.start()
+                    r = relay_point(srv, sink, conc, helpers)
+                except Exception as e:     # noqa: BLE001  (reported, not raised)
+                    r = {"error": "relay point: %r" % (e,)}
+                if not srv.alive():
+                    r["error"] = "server died during the point: " + srv.exit_reason()
+                if not sink.alive():
+                    r["error"] = "smtp-sink died: " + sink.log()[-300:]
+                out[conc][srv.name] = r
+                log("relay 1 KB c=%-3d %-7s %s msgs/s end to end, accepted %s msgs/s, "
+                    "%s of %s at the peer (%s when the load ended), last %s s, cpu %s s/1k, "
+                    "peak %.0f MB %s %s"
+                    % (conc, srv.name, fmt(r.get("rate")), fmt(r.get("acc_rate")),
+                       r.get("received", "–"), r.get("n", "–"), r.get("at_end", "–"),
+                       fmt(r.get("last"), "%.1f"), fmt(r.get("cpu_per_k"), "%.2f"),
+                       r.get("peak_mb", 0), r.get("trouble") or "", r.get("error", "")))
+        for srv in servers:
+            srv.stop()
+    return out
+
+
 def disk_ceiling(top, writers):
     """write(1 KB)+fsync+rename+fsync(dir) per op, `writers` threads;
     ops/s over DISK_N ops in all (bounded to 15 s)."""
@@ -780,6 +1030,66 @@ def render(results, idle, disk, meta):
     return "\n".join(L) + "\n"
 
 
+def render_relay(relay, port):
+    """The relay points: a second table, in the style of the first."""
+    L = [""]
+    if not relay:
+        return ""
+    if "skipped" in relay:
+        return "\nRelay to another domain: not measured (%s)\n" % relay["skipped"]
+    L.append("Relay to another domain, end to end (accepted on submission, received by "
+             "the peer): %s messages of 1 KB to %s per point (smtp-source -d -s C), "
+             "relayed to one smtp-sink on %s:%s (postino: the MX of %s from a private "
+             "dnsmasq; Postfix: transport_maps %s smtp:[%s]:%s, no DNS); end to end = "
+             "messages at the peer / time from the start of the load until the last one "
+             "was there"
+             % ("{:,}".format(RELAY_N), RELAY_RCPT, RELAY_HOST, port, RELAY_DOMAIN,
+                RELAY_DOMAIN, RELAY_HOST, port))
+    L.append("")
+    L.append("| relay load | postino msgs/s end to end | Postfix msgs/s end to end "
+             "| postino/Postfix | accepted msgs/s (postino / Postfix) "
+             "| at the peer when the load ended | last at the peer s "
+             "| CPU s per 1,000 msgs | peak memory MB |")
+    L.append("|---|---:|---:|---:|---|---|---|---|---|")
+    notes = []
+    helpers = {}
+    for conc, r in relay.items():
+        a, b = r.get("postino", {}), r.get("Postfix", {})
+        ratio = (a["rate"] / b["rate"]) if a.get("rate") and b.get("rate") else None
+
+        def share(x):
+            if x.get("n") is None:
+                return "–"
+            return "%d%%" % round(100.0 * x["at_end"] / x["n"])
+        label = "1 KB, c=%d" % conc
+        L.append("| %s | %s | %s | %s | %s | %s / %s | %s | %s | %s |" % (
+            label, fmt(a.get("rate")), fmt(b.get("rate")), fmt(ratio, "%.2f"),
+            pair(a.get("acc_rate"), b.get("acc_rate"), "%.0f"),
+            share(a), share(b),
+            pair(a.get("last"), b.get("last"), "%.1f"),
+            pair(a.get("cpu_per_k"), b.get("cpu_per_k"), "%.2f"),
+            pair(a.get("peak_mb"), b.get("peak_mb"), "%.0f")))
+        for nm, x in (("postino", a), ("Postfix", b)):
+            if x.get("error"):
+                notes.append("%s %s: %s" % (label, nm, x["error"]))
+            if x.get("trouble"):
+                notes.append("%s %s: log: %s" % (label, nm, ", ".join(
+                    "%s %d" % kv for kv in sorted(x["trouble"].items()))))
+            for k, v in (x.get("helper_cpu_per_k") or {}).items():
+                if v is not None:
+                    helpers.setdefault((k, nm), []).append("%.2f" % v)
+    L.append("")
+    L.append("The peer (smtp-sink) used %s s (postino's load) / %s s (Postfix's) of CPU "
+             "per 1,000 messages, and dnsmasq %s s (postino's MX and address lookups; "
+             "Postfix asks none), on the same cores, by point."
+             % (", ".join(helpers.get(("smtp-sink", "postino"), ["–"])),
+                ", ".join(helpers.get(("smtp-sink", "Postfix"), ["–"])),
+                ", ".join(helpers.get(("dnsmasq", "postino"), ["–"]))))
+    for n in notes:
+        L.append("- " + n)
+    return "\n".join(L) + "\n"
+
+
 def policy_bench():
     """The policy engine's decisions, timed (bench/policy_bench.c): its
     output as it is, or nothing if it is not built."""
@@ -829,12 +1139,15 @@ def main():
     servers = []
     results = {}
     idle = {}
+    relay = {}
     client_cpu = [0.0, 0]
+    relay_port = None
     try:
+        relay_port = common_free_port([RELAY_HOST])
         pino = Postino(top)
         servers.append(pino)
         if os.geteuid() == 0:
-            pfix = Postfix(top)
+            pfix = Postfix(top, relay_port=relay_port)
             servers.append(pfix)
         else:
             log("not root: Postfix cannot run its own master; postino only")
@@ -883,6 +1196,17 @@ def main():
                 idle[srv.name] = idle_test(srv)
                 for k in IDLE:
                     log("%s idle %d: %s" % (srv.name, k, idle[srv.name].get(k)))
+        why = SmtpSink.unavailable() or (
+            None if os.access("/usr/sbin/dnsmasq", os.X_OK)
+            else "/usr/sbin/dnsmasq not found (sh scripts/install-deps.sh)")
+        if why:
+            relay = {"skipped": why}
+        else:
+            try:
+                relay = relay_test(top, servers, relay_port)
+            except Exception as e:  # noqa: BLE001  (reported, not raised)
+                log("relay: %r" % (e,))
+                relay = {"skipped": "relay: %r" % (e,)}
         for srv in servers:
             srv.stop()
         disk = {1: disk_ceiling(top, 1), 8: disk_ceiling(top, 8)}
@@ -907,6 +1231,7 @@ def main():
     idle.setdefault("postino", {})
     idle.setdefault("Postfix", {})
     table = render(results, idle, disk, meta)
+    table += render_relay(relay, relay_port)
     for srv in servers:
         for note in srv.restarts:
             table += "- %s %s\n" % (srv.name, note)
