@@ -1,6 +1,7 @@
 """
 A small interpreter for OpenSMTPD's "smtpscript" regression grammar
-(shared/testdata/smtpscript/README.md).  Standard library only.
+(tests/data/smtpscript/README.md, a copy of the project's shared
+testdata).  Standard library only.
 
     script = parse(text)            # -> Script(procs, cases)
     run_case(case, script.procs, connect)   # raises ScriptError

@@ -16,8 +16,10 @@ import pytest
 from conftest import ROOT, _finish, new_server
 import smtpscript
 
-SCRIPT_DIR = os.environ.get("SMTPSCRIPT_DIR") or os.path.normpath(
-    os.path.join(ROOT, "..", "shared", "testdata", "smtpscript"))
+# OpenSMTPD's dialogs, copied as they are (with their licence) into
+# tests/data/smtpscript, so that a clean clone runs them too.
+SCRIPT_DIR = os.environ.get("SMTPSCRIPT_DIR") or os.path.join(
+    ROOT, "tests", "data", "smtpscript")
 FILES = ["test.mailfrom", "test.rcptto", "test.smtp1", "test.smtp2", "test.smtp4", "test.tls"]
 
 if not os.path.isdir(SCRIPT_DIR):
