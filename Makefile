@@ -147,7 +147,8 @@ $(B)/policy_bench: $(B)/obj/bench/policy_bench.o $(TEST_OBJS)
 # and make only.
 .PHONY: fresh-check
 fresh-check:
-	@FRESH_STEPS=$(FRESH_STEPS) sh scripts/fresh-check.sh
+	@FRESH_STEPS=$(FRESH_STEPS) FRESH_OPTIONAL=$(FRESH_OPTIONAL) \
+	    sh scripts/fresh-check.sh
 
 clean:
 	rm -rf --one-file-system build
