@@ -37,7 +37,7 @@ MSG = (b"From: demo@example.test\r\n"
 class World:
     """dnsmasq, sinks on 127.0.0.2.. sharing one port, and postino."""
 
-    def __init__(self, tmp, mx, hosts, delivery=None):
+    def __init__(self, tmp, mx, hosts, delivery=None, smtp=None):
         self.tmp = tmp
         self.dns = Dnsmasq(hosts=hosts, mx=mx)
         self.dns.start()
@@ -49,7 +49,7 @@ class World:
         extra = "[dns]\nservers = %s\n[delivery]\n%s\n" % (
             self.dns.server, "\n".join("%s = %s" % kv for kv in conf.items()))
         _check_binaries()
-        self.p = Postino(extra_config=extra)
+        self.p = Postino(smtp=smtp, extra_config=extra)
         self.p.add_domain("example.test")
         self.p.add_account(DEMO)
         self.p.admin("trusted", "add", "127.0.0.1")
@@ -372,3 +372,22 @@ def test_domain_add_gives_a_postmaster():
         assert q.admin("alias", "list").stdout == ""
     finally:
         _finish([p, q], False)
+
+
+def test_many_recipients_of_one_domain(world):
+    """250 recipients of one domain: several jobs (one IPC message each
+    must stay bounded), transactions of max_recipients_per_session,
+    every recipient delivered once."""
+    w = world(mx={"far.test": [(10, "mx1.far.test")]},
+              hosts={"mx1.far.test": ["127.0.0.2"]},
+              delivery={"max_recipients_per_session": 50},
+              smtp={"max_recipients": 300})
+    sink = w.sink("127.0.0.2")
+    rcpts = ["r%03d@far.test" % i for i in range(250)]
+    w.send(rcpts)
+    ts = sink.wait_transactions(5, timeout=30)
+    got = sorted(r for t in ts for r in t["rcpts"])
+    assert got == rcpts
+    assert sorted(len(t["rcpts"]) for t in ts) == [50] * 5
+    assert w.log_has("event=removed")
+    assert w.p.read_log().count("event=outbound job=") == 3

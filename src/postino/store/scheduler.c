@@ -55,6 +55,12 @@
 #define DIR_HOLD	"spool/hold"
 #define MSG_BUCKETS	4096
 #define ATTEMPTS_MAX	4096	/* messages open at once, at most */
+/*
+ * Recipients of one job.  An answer takes at most 4 + 16 + 300 + 512
+ * octets a recipient (net/client.c), a request 257: 100 keep both well
+ * inside IPC_MSG_MAX.
+ */
+#define JOB_RCPTS_MAX	100
 #define DIR_MAIL	"mail"
 #define JOB_BUCKETS	1024
 #define DOM_BUCKETS	1024
@@ -406,60 +412,64 @@ job_free(struct job *j)
 	free(j);
 }
 
-/* Group the pending remote targets by domain: one job each. */
+/*
+ * Queue jobs for the n targets of group, JOB_RCPTS_MAX at most each:
+ * the job and its answer must fit in one IPC message (IPC_MSG_MAX).
+ */
 static void
-make_jobs(struct qmsg *m)
+add_jobs(struct qmsg *m, const size_t *group, size_t n, bool lmtp)
 {
 	struct sched	*s = m->s;
 	struct job	*j;
-	size_t		 i, k, *group;
+	size_t		 off, k;
+
+	for (off = 0; off < n; off += k) {
+		k = n - off < JOB_RCPTS_MAX ? n - off : JOB_RCPTS_MAX;
+		j = xcalloc(1, sizeof(*j));
+		j->m = m;
+		j->lmtp = lmtp;
+		j->n = k;
+		j->idx = xreallocarray(NULL, k, sizeof(*j->idx));
+		memcpy(j->idx, group + off, k * sizeof(*j->idx));
+		*s->waiting_tail = j;
+		s->waiting_tail = &j->next;
+		m->jobs++;
+	}
+}
+
+/* The pending targets: the local ones over LMTP when it is set, the
+ * remote ones grouped by domain. */
+static void
+make_jobs(struct qmsg *m)
+{
+	size_t		 i, k, n, *group;
 	bool		*taken;
 
 	taken = xcalloc(m->env.ntargets + 1, sizeof(*taken));
 	group = xcalloc(m->env.ntargets + 1, sizeof(*group));
-	if (s->conf->delivery.lmtp[0] != '\0') {
-		size_t n = 0;
-
-		for (i = 0; i < m->env.ntargets; i++)
+	if (m->s->conf->delivery.lmtp[0] != '\0') {
+		for (i = n = 0; i < m->env.ntargets; i++)
 			if (m->env.targets[i].local &&
 			    m->ts[i].state == T_PENDING) {
 				taken[i] = true;
 				group[n++] = i;
 			}
-		if (n > 0) {
-			j = xcalloc(1, sizeof(*j));
-			j->m = m;
-			j->lmtp = true;
-			j->n = n;
-			j->idx = xreallocarray(NULL, n, sizeof(*j->idx));
-			memcpy(j->idx, group, n * sizeof(*j->idx));
-			*s->waiting_tail = j;
-			s->waiting_tail = &j->next;
-			m->jobs++;
-		}
+		add_jobs(m, group, n, true);
 	}
 	for (i = 0; i < m->env.ntargets; i++) {
 		const char *dom = m->env.targets[i].domain;
-		size_t n = 0;
 
 		if (taken[i] || m->env.targets[i].local ||
 		    m->ts[i].state != T_PENDING)
 			continue;
-		for (k = i; k < m->env.ntargets; k++)
+		for (k = i, n = 0; k < m->env.ntargets; k++)
 			if (!taken[k] && !m->env.targets[k].local &&
 			    m->ts[k].state == T_PENDING &&
 			    strcasecmp(m->env.targets[k].domain, dom) == 0) {
 				taken[k] = true;
 				group[n++] = k;
 			}
-		j = xcalloc(1, sizeof(*j));
-		j->m = m;
-		j->n = n;
-		j->idx = xreallocarray(NULL, n, sizeof(*j->idx));
-		memcpy(j->idx, group, n * sizeof(*j->idx));
-		*s->waiting_tail = j;
-		s->waiting_tail = &j->next;
-		m->jobs++;
+		add_jobs(m, group, n, false);
 	}
 	free(taken);
 	free(group);
