@@ -184,6 +184,18 @@ clean_copy(char *dst, size_t size, const char *src)
 	dst[i] = '\0';
 }
 
+/* The same, as one word of the state file: spaces become '_'. */
+static void
+clean_word(char *dst, size_t size, const char *src)
+{
+	char	*p;
+
+	clean_copy(dst, size, src);
+	for (p = dst; *p != '\0'; p++)
+		if (*p == ' ')
+			*p = '_';
+}
+
 /*
  * spool/deferred/<qid>:
  *	postino-state 1 <attempts> <warned>
@@ -652,15 +664,9 @@ sched_delivery_result(struct sched *s, struct ipc_msg *msg)
 		if (status == NULL || remote == NULL || text == NULL ||
 		    code < 200 || code > 599)
 			fatalx("store: malformed delivery result");
-		clean_copy(ts->status, sizeof(ts->status), status);
-		clean_copy(ts->remote, sizeof(ts->remote), remote);
+		clean_word(ts->status, sizeof(ts->status), status);
+		clean_word(ts->remote, sizeof(ts->remote), remote);
 		clean_copy(ts->text, sizeof(ts->text), text);
-		for (char *p = ts->status; *p != '\0'; p++)
-			if (*p == ' ')
-				*p = '_';	/* one word in the state file */
-		for (char *p = ts->remote; *p != '\0'; p++)
-			if (*p == ' ')
-				*p = '_';
 		if (code < 300) {
 			ts->state = T_DONE;
 			log_info("queue qid=%s event=delivered to=<%s@%s> "
