@@ -1,7 +1,7 @@
 /*
  * maildir.c - Maildir delivery, in the store role's worker threads.
  *
- * Trusts its arguments only as far as maildir_path() checks them: the
+ * Trusts its arguments only as far as maildir_box_path() checks them: the
  * domain and local part come from the account store, but a mailbox name
  * must never leave <root>.
  */
@@ -29,8 +29,8 @@ component_ok(const char *s)
 	return true;
 }
 
-static int
-maildir_path(char *buf, size_t size, const char *root, const char *domain,
+int
+maildir_box_path(char *buf, size_t size, const char *root, const char *domain,
     const char *local_part, const char *sub)
 {
 	if (!component_ok(domain) || !component_ok(local_part))
@@ -43,7 +43,7 @@ maildir_path(char *buf, size_t size, const char *root, const char *domain,
 	return 0;
 }
 
-static int
+int
 maildir_make(const char *box)
 {
 	static const char *const subs[] = { "tmp", "new", "cur" };
@@ -69,7 +69,7 @@ maildir_deliver(const char *root, const char *domain, const char *local_part,
 	char	box[PATH_MAX], tmp[PATH_MAX], dst[PATH_MAX], dir[PATH_MAX];
 	int	fd, r, saved;
 
-	if ((r = maildir_path(box, sizeof(box), root, domain, local_part,
+	if ((r = maildir_box_path(box, sizeof(box), root, domain, local_part,
 	    NULL)) != 0)
 		return r;
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/tmp/%s", box, name) >=

@@ -7,6 +7,21 @@
 #include <sys/types.h>
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#define MAILDIR_ROOT	"mail"	/* under data_dir: mail/<domain>/<local>/ */
+
+/*
+ * The Maildir <root>/<domain>/<local_part> (with "/sub" when sub is not
+ * NULL) into buf.  Returns 0; -1 with errno ENAMETOOLONG; -2 when a
+ * component is unusable ('/', a leading dot, a control character).
+ */
+int	maildir_box_path(char *buf, size_t size, const char *root,
+	    const char *domain, const char *local_part, const char *sub);
+
+/* Make the Maildir box (tmp/, new/, cur/, and the directories above,
+ * mode 0700) if it is not there.  Returns 0, or -1 with errno. */
+int	maildir_make(const char *box);
 
 /*
  * Deliver len octets of msgfd (from offset 0) into the Maildir

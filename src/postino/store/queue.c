@@ -24,13 +24,13 @@
 #include "conf.h"
 #include "fsio.h"
 #include "log.h"
+#include "maildir.h"
 #include "pool.h"
 #include "queue.h"
 #include "xalloc.h"
 
 #define DIR_INCOMING	"spool/incoming"
 #define DIR_QUEUE	"spool/queue"
-#define DIR_MAIL	"mail"
 #define SPOOL_BUCKETS	1024
 
 struct spool {
@@ -306,7 +306,7 @@ queue_open(struct event_base *base, struct pool *pool,
 	q->conf = conf;
 	if (fsio_mkdirs(DIR_INCOMING, 0700) == -1 ||
 	    fsio_mkdirs(DIR_QUEUE, 0700) == -1 ||
-	    fsio_mkdirs(DIR_MAIL, 0700) == -1)
+	    fsio_mkdirs(MAILDIR_ROOT, 0700) == -1)
 		fatal("cannot make the spool directories");
 	srandom((unsigned int)(time(NULL) ^ getpid()));
 	recover(q);

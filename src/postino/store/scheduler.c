@@ -61,7 +61,6 @@
  * inside IPC_MSG_MAX.
  */
 #define JOB_RCPTS_MAX	100
-#define DIR_MAIL	"mail"
 #define JOB_BUCKETS	1024
 #define DOM_BUCKETS	1024
 #define TEXT_MAX	512	/* a reply kept of one target */
@@ -322,7 +321,7 @@ deliver_local(struct qmsg *m, const char *hostname, size_t i)
 
 	snprintf(name, sizeof(name), "%lld.Q%sR%zu.%s,S=%" PRIu64,
 	    (long long)m->env.time, m->env.qid, i, hostname, m->env.msglen);
-	r = maildir_deliver(DIR_MAIL, t->domain, t->local_part, name, m->fd,
+	r = maildir_deliver(MAILDIR_ROOT, t->domain, t->local_part, name, m->fd,
 	    (off_t)m->env.msglen);
 	if (r == 0) {
 		ts->state = T_DONE;
