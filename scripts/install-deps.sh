@@ -16,7 +16,8 @@ fi
 PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev
 libcrypt-dev libc-ares-dev openssl sqlite3 clang libclang-rt-14-dev
 python3 python3-pytest swaks libnet-ssleay-perl procps postfix
-gsasl curl dnsmasq-base sasl2-bin libsasl2-modules dovecot-core dovecot-lmtpd"
+gsasl curl dnsmasq-base sasl2-bin libsasl2-modules dovecot-core dovecot-lmtpd
+fetchmail mpop dovecot-pop3d"
 if [ "${1:-}" = fresh ]; then
 	PKGS="$PKGS mmdebstrap"
 fi

@@ -29,8 +29,10 @@ fi
 cat <<MSG
 postino: demo account demo@example.test, password $(cat run/demo-password)
 postino: mx 127.0.0.1:2525, submission 127.0.0.1:2587 (STARTTLS),
-         submissions 127.0.0.1:2465 (implicit TLS)
+         submissions 127.0.0.1:2465 (implicit TLS),
+         pop3 127.0.0.1:2110 (STLS), pop3s 127.0.0.1:2995 (implicit TLS)
 postino: try  swaks --server 127.0.0.1:2525 --to demo@example.test
 postino: mail lands in run/mail/example.test/demo/new/
+postino: read it  curl -k --user demo@example.test:PASSWORD pop3s://127.0.0.1:2995/1
 MSG
 exec "$B/postino" -c "$CONF"

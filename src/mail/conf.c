@@ -157,6 +157,17 @@ static const struct conf_key keys[] = {
 	    "Seconds to wait before the banner; a client that talks "
 	    "first is refused." },
 
+	{ "pop3", "timeout", KT_UINT, "600", U(1, 86400), C(pop3.timeout), 0,
+	    "Seconds a POP3 client may stay idle (RFC 1939 3: at least "
+	    "600)." },
+	{ "pop3", "max_commands", KT_UINT, "1000000", U(10, 100000000),
+	    C(pop3.max_commands), 0,
+	    "Commands in one POP3 session, then it is closed." },
+	{ "pop3", "max_messages", KT_UINT, "100000", U(1, 100000),
+	    C(pop3.max_messages), 0,
+	    "Messages a POP3 session lists (the oldest); more wait for "
+	    "the next session." },
+
 	{ "relay", "reject_unauthorized_local_sender", KT_BOOL, "yes",
 	    U(0, 1), C(relay.reject_unauthorized_local_sender), 0,
 	    "Local sender needs an authorized session (R3.1)." },

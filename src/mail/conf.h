@@ -86,6 +86,12 @@ struct conf {
 	} smtp;
 
 	struct {
+		unsigned int	timeout;		/* 600 s (RFC 1939 3) */
+		unsigned int	max_commands;		/* 1000000 a session */
+		unsigned int	max_messages;		/* 100000 listed */
+	} pop3;
+
+	struct {
 		bool		reject_unauthorized_local_sender;	/* yes */
 		bool		reject_auth_sender_mismatch;		/* yes */
 		bool		relay_only_local_senders;		/* no */

@@ -106,11 +106,6 @@ bind_listeners(void)
 
 	for (i = 0; i < pa.conf->nlisteners; i++) {
 		l = &pa.conf->listeners[i];
-		if (l->profile == PROFILE_POP3 || l->profile == PROFILE_POP3S) {
-			log_warn("parent event=listener-skipped name=%s "
-			    "reason=\"POP3 is not available yet\"", l->name);
-			continue;
-		}
 		for (j = 0; j < l->naddrs; j++) {
 			pa.fds[pa.nfds] = bind_one(l, j,
 			    pa.conf->smtp.backlog);

@@ -40,7 +40,8 @@ enum imsg_type {
 	/*
 	 * net -> store: a SASL verification (mail/sasl.h struct sasl_req):
 	 * u32 type, str mech, str authzid, str user, str password,
-	 * str challenge, str response, str authmsg, str client address
+	 * str challenge, str response, str authmsg, str client address,
+	 * u32 enum auth_service
 	 */
 	IMSG_AUTH_VERIFY,
 	/*
@@ -78,7 +79,50 @@ enum imsg_type {
 	 * chroot cannot reach (nothing else)
 	 */
 	IMSG_DELIVER_SOCK,
+	/*
+	 * net -> store: open the mailbox of the account the POP3 session
+	 * authenticated as (store's own record of it), nothing else
+	 */
+	IMSG_POP3_OPEN,
+	/*
+	 * store -> net: u32 enum pop3_open_status, u32 uidvalidity, u32
+	 * nmsg; when POP3_OPEN_OK, IMSG_POP3_MSGS follow until nmsg
+	 * messages were listed
+	 */
+	IMSG_POP3_OPENED,
+	/*
+	 * store -> net: u32 n, then n x (u64 POP3 size, u32 uid), in UID
+	 * order, continuing the listing (at most POP3_MSGS_CHUNK)
+	 */
+	IMSG_POP3_MSGS,
+	/* net -> store: u32 message (0-based) to read */
+	IMSG_POP3_READ,
+	/* store -> net: u32 ok; with a read-only descriptor when ok */
+	IMSG_POP3_FD,
+	/*
+	 * net -> store: QUIT in the TRANSACTION state (RFC 1939 6):
+	 * u32 n, then n x (u32 message (0-based), u32 MAILBOX_DELE |
+	 * MAILBOX_SEEN); u32 last (1 on the last of these messages, after
+	 * which store applies them and answers)
+	 */
+	IMSG_POP3_UPDATE,
+	/* store -> net: u32 messages that could not be changed */
+	IMSG_POP3_UPDATED,
 };
+
+/* Which service an IMSG_AUTH_VERIFY is for. */
+enum auth_service {
+	AUTH_SMTP,
+	AUTH_POP3,	/* a login records a POP-before-SMTP grant (R6.2) */
+};
+
+enum pop3_open_status {
+	POP3_OPEN_OK,
+	POP3_OPEN_IN_USE,	/* another session holds the mailbox */
+	POP3_OPEN_TEMPFAIL,	/* store error */
+};
+
+#define POP3_MSGS_CHUNK	4096	/* listing entries in one message */
 
 enum commit_status {
 	COMMIT_OK,

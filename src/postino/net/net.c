@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <signal.h>
@@ -29,6 +30,7 @@
 #include "net.h"
 #include "proto.h"
 #include "role.h"
+#include "pop3_session.h"
 #include "smtp_session.h"
 #include "tls.h"
 #include "xalloc.h"
@@ -38,9 +40,10 @@ struct net net;
 #define BUCKETS	4096
 
 struct sess_ent {
-	struct sess_ent		*next;
-	uint64_t		 id;
-	struct smtp_session	*s;
+	struct sess_ent			*next;
+	uint64_t			 id;
+	void				*s;
+	const struct net_session_ops	*ops;
 };
 static struct sess_ent	*sessions[BUCKETS];
 
@@ -55,12 +58,13 @@ static const char too_many[] =
     "421 4.7.0 Too many connections, try again later\r\n";
 
 void
-net_session_add(struct smtp_session *s, uint64_t id)
+net_session_add(uint64_t id, void *s, const struct net_session_ops *ops)
 {
 	struct sess_ent	*e = xmalloc(sizeof(*e));
 
 	e->id = id;
 	e->s = s;
+	e->ops = ops;
 	e->next = sessions[id % BUCKETS];
 	sessions[id % BUCKETS] = e;
 }
@@ -78,14 +82,14 @@ net_session_del(uint64_t id)
 		}
 }
 
-static struct smtp_session *
+static struct sess_ent *
 session_find(uint64_t id)
 {
 	struct sess_ent	*e;
 
 	for (e = sessions[id % BUCKETS]; e != NULL; e = e->next)
 		if (e->id == id)
-			return e->s;
+			return e;
 	return NULL;
 }
 
@@ -165,6 +169,73 @@ refuse(int fd, const char *ip, const char *why)
 	close(fd);
 }
 
+struct bufferevent *
+net_tls_wrap(int fd, struct bufferevent *under)
+{
+	struct bufferevent	*bev;
+	SSL			*ssl;
+
+	if (net.ssl_ctx == NULL || (ssl = SSL_new(net.ssl_ctx)) == NULL)
+		return NULL;
+	if (fd != -1)
+		bev = bufferevent_openssl_socket_new(net.base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	else
+		bev = bufferevent_openssl_filter_new(net.base, under, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+void
+net_auth_request(uint64_t id, const struct sasl_req *r, const char *ip,
+    enum auth_service service)
+{
+	struct ipc_out	o;
+
+	ipc_out_init(&o);
+	ipc_put_u32(&o, r->type);
+	ipc_put_str(&o, r->mech);
+	ipc_put_str(&o, r->authzid);
+	ipc_put_str(&o, r->user);
+	ipc_put_str(&o, r->password);
+	ipc_put_str(&o, r->challenge);
+	ipc_put_str(&o, r->response);
+	ipc_put_str(&o, r->authmsg);
+	ipc_put_str(&o, ip);
+	ipc_put_u32(&o, service);
+	ipc_send(net.store, IMSG_AUTH_VERIFY, id, -1, &o);
+	explicit_bzero(&o, sizeof(o));		/* it held the password */
+}
+
+void
+net_auth_reply(struct ipc_msg *m, struct sasl_reply *r, char *account,
+    size_t size)
+{
+	memset(r, 0, sizeof(*r));
+	r->result = (enum sasl_result)ipc_get_u32(m);
+	ipc_get_strbuf(m, r->salt, sizeof(r->salt));
+	r->iterations = ipc_get_u32(m);
+	ipc_get_strbuf(m, r->server_sig, sizeof(r->server_sig));
+	ipc_get_strbuf(m, account, size);
+	ipc_end(m);
+	if (r->result != SASL_OK && r->result != SASL_FAIL &&
+	    r->result != SASL_TEMPFAIL)
+		fatalx("net: store sent SASL result %d", (int)r->result);
+}
+
+int
+net_sockaddr_port(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+}
+
 static void
 on_accept(struct evconnlistener *lev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
@@ -185,7 +256,10 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		refuse(fd, ip, "max-connections-per-ip");
 		return;
 	}
-	smtp_session_new(l, fd, sa, (socklen_t)salen, ip);
+	if (l->profile == PROFILE_POP3 || l->profile == PROFILE_POP3S)
+		pop3_session_new(l, fd, sa, ip);
+	else
+		smtp_session_new(l, fd, sa, (socklen_t)salen, ip);
 }
 
 static void
@@ -208,7 +282,7 @@ on_accept_error(struct evconnlistener *lev, void *arg)
 static void
 store_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 {
-	struct smtp_session	*s;
+	struct sess_ent	*e;
 
 	if (m == NULL) {
 		log_info("net event=exit reason=\"store has gone\"");
@@ -222,8 +296,8 @@ store_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 		client_deliver_sock(m);
 		return;
 	}
-	if ((s = session_find(m->id)) != NULL) {
-		smtp_session_store_reply(s, m);
+	if ((e = session_find(m->id)) != NULL) {
+		e->ops->store_reply(e->s, m);
 		return;
 	}
 	/* The session has gone: give back what was made for it. */
@@ -269,7 +343,7 @@ on_signal(evutil_socket_t sig, short ev, void *arg)
 	for (i = 0; i < BUCKETS; i++)
 		for (e = sessions[i]; e != NULL; e = next) {
 			next = e->next;		/* e may be freed */
-			smtp_session_shutdown(e->s);
+			e->ops->shutdown(e->s);
 		}
 	shutdown_tick(-1, 0, NULL);
 }

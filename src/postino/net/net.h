@@ -12,8 +12,11 @@
 
 #include "conf.h"
 #include "ipc.h"
+#include "proto.h"
+#include "sasl.h"
 
-struct smtp_session;
+struct bufferevent;
+struct sockaddr;
 
 struct net {
 	struct conf		*conf;
@@ -27,9 +30,38 @@ struct net {
 };
 extern struct net net;
 
+/* What net.c calls on an inbound session (SMTP or POP3). */
+struct net_session_ops {
+	/* An answer from store for the session (m->id). */
+	void	(*store_reply)(void *session, struct ipc_msg *m);
+	/* The server is stopping: say so, then close. */
+	void	(*shutdown)(void *session);
+};
+
 /* Track sessions by id for the store's answers. */
-void	net_session_add(struct smtp_session *, uint64_t id);
+void	net_session_add(uint64_t id, void *session,
+	    const struct net_session_ops *);
 void	net_session_del(uint64_t id);
+
+/*
+ * A TLS server bufferevent: on the socket fd (implicit TLS), or, with
+ * fd -1, as a filter over under (STARTTLS, STLS).  NULL when TLS is not
+ * available or on failure.
+ */
+struct bufferevent	*net_tls_wrap(int fd, struct bufferevent *under);
+
+/*
+ * Ask store to verify a SASL request of session id (IMSG_AUTH_VERIFY);
+ * and read its answer (IMSG_AUTH_RESULT) into *r and account (the
+ * canonical account on success, else "").
+ */
+void	net_auth_request(uint64_t id, const struct sasl_req *,
+	    const char *ip, enum auth_service);
+void	net_auth_reply(struct ipc_msg *, struct sasl_reply *,
+	    char *account, size_t size);
+
+/* The port of an IPv4 or IPv6 address. */
+int	net_sockaddr_port(const struct sockaddr *);
 
 /* Count a connection from ip; false (and nothing counted) when over
  * the per-address limit. */

@@ -1071,20 +1071,8 @@ auth_forget(struct smtp_session *s)
 static void
 auth_request(struct smtp_session *s)
 {
-	const struct sasl_req	*r = sasl_server_request(s->sasl);
-	struct ipc_out		 o;
-
-	ipc_out_init(&o);
-	ipc_put_u32(&o, r->type);
-	ipc_put_str(&o, r->mech);
-	ipc_put_str(&o, r->authzid);
-	ipc_put_str(&o, r->user);
-	ipc_put_str(&o, r->password);
-	ipc_put_str(&o, r->challenge);
-	ipc_put_str(&o, r->response);
-	ipc_put_str(&o, r->authmsg);
-	ipc_put_str(&o, s->ip);
-	ipc_send(net.store, IMSG_AUTH_VERIFY, s->id, -1, &o);
+	net_auth_request(s->id, sasl_server_request(s->sasl), s->ip,
+	    AUTH_SMTP);
 	s->wait = W_AUTH;
 }
 
@@ -1227,16 +1215,7 @@ auth_verified(struct smtp_session *s, struct ipc_msg *m)
 {
 	struct sasl_reply	 r;
 
-	memset(&r, 0, sizeof(r));
-	r.result = (enum sasl_result)ipc_get_u32(m);
-	ipc_get_strbuf(m, r.salt, sizeof(r.salt));
-	r.iterations = ipc_get_u32(m);
-	ipc_get_strbuf(m, r.server_sig, sizeof(r.server_sig));
-	ipc_get_strbuf(m, s->auth_account, sizeof(s->auth_account));
-	ipc_end(m);
-	if (r.result != SASL_OK && r.result != SASL_FAIL &&
-	    r.result != SASL_TEMPFAIL)
-		fatalx("net: store sent SASL result %d", (int)r.result);
+	net_auth_reply(m, &r, s->auth_account, sizeof(s->auth_account));
 	auth_result(s, sasl_server_verified(s->sasl, &r));
 }
 
@@ -1249,28 +1228,6 @@ tls_handshake_done(struct smtp_session *s)
 		return;
 	tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
 	slog(s, LOGL_INFO, "event=tls %s", s->tls_desc);
-}
-
-static struct bufferevent *
-tls_wrap(struct smtp_session *s, int fd)
-{
-	struct bufferevent	*bev;
-	SSL			*ssl;
-
-	if ((ssl = SSL_new(net.ssl_ctx)) == NULL)
-		return NULL;
-	if (fd != -1)
-		bev = bufferevent_openssl_socket_new(net.base, fd, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	else
-		bev = bufferevent_openssl_filter_new(net.base, s->bev, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		SSL_free(ssl);
-		return NULL;
-	}
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
 }
 
 static void
@@ -1304,7 +1261,7 @@ do_starttls(struct smtp_session *s, const char *arg)
 	/* Whatever came after STARTTLS in the clear is not to be run
 	 * inside TLS (CVE-2011-0411). */
 	evbuffer_drain(in, evbuffer_get_length(in));
-	if ((bev = tls_wrap(s, -1)) == NULL) {
+	if ((bev = net_tls_wrap(-1, s->bev)) == NULL) {
 		session_close(s, "tls-setup");
 		return;
 	}
@@ -1481,10 +1438,11 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 	session_free(s);
 }
 
-void
-smtp_session_store_reply(struct smtp_session *s, struct ipc_msg *m)
+static void
+store_reply(void *arg, struct ipc_msg *m)
 {
-	enum smtp_wait	w = s->wait;
+	struct smtp_session	*s = arg;
+	enum smtp_wait		 w = s->wait;
 
 	if (m->fd != -1 && m->type != IMSG_SPOOL_FD)
 		fatalx("net: unexpected descriptor from store");
@@ -1509,14 +1467,20 @@ smtp_session_store_reply(struct smtp_session *s, struct ipc_msg *m)
 		session_process(s);
 }
 
-void
-smtp_session_shutdown(struct smtp_session *s)
+static void
+shutdown_session(void *arg)
 {
+	struct smtp_session	*s = arg;
+
 	if (s->closing)
 		return;
 	reply(s, "421 4.3.2 %s Service shutting down", s->conf->hostname);
 	session_close(s, "shutdown");
 }
+
+static const struct net_session_ops smtp_ops = {
+	store_reply, shutdown_session
+};
 
 /* --- a new session ---------------------------------------------------- */
 
@@ -1622,13 +1586,11 @@ session_addresses(struct smtp_session *s, const struct sockaddr *sa,
 {
 	strlcpy(s->ip, ip, sizeof(s->ip));
 	strlcpy(s->host, "unknown", sizeof(s->host));
-	if (sa->sa_family == AF_INET6) {
-		s->port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	s->port = net_sockaddr_port(sa);
+	if (sa->sa_family == AF_INET6)
 		snprintf(s->rcvd_ip, sizeof(s->rcvd_ip), "IPv6:%s", ip);
-	} else {
-		s->port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	else
 		strlcpy(s->rcvd_ip, ip, sizeof(s->rcvd_ip));
-	}
 }
 
 /*
@@ -1689,14 +1651,14 @@ smtp_session_new(const struct conf_listener *l, int fd,
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
 	if (l->tls == TLS_IMPLICIT) {
-		s->bev = net.ssl_ctx ? tls_wrap(s, fd) : NULL;
+		s->bev = net_tls_wrap(fd, NULL);
 		s->tls = true;
 	} else {
 		s->bev = bufferevent_socket_new(net.base, fd,
 		    BEV_OPT_CLOSE_ON_FREE);
 	}
 	net.nconn++;
-	net_session_add(s, s->id);
+	net_session_add(s->id, s, &smtp_ops);
 	slog(s, LOGL_INFO, "event=connect port=%d listener=%s", s->port,
 	    l->name);
 	fcrdns_start(s);

@@ -19,10 +19,5 @@
 void	smtp_session_new(const struct conf_listener *l, int fd,
 	    const struct sockaddr *sa, socklen_t salen, const char *ip);
 
-/* The server is stopping: 421, then close. */
-void	smtp_session_shutdown(struct smtp_session *s);
-
-/* An answer from store for session s (m->id). */
-void	smtp_session_store_reply(struct smtp_session *s, struct ipc_msg *m);
 
 #endif

@@ -7,7 +7,9 @@
  * worker, with the same work for an unknown account as for a known one
  * (a dummy hash, a fake SCRAM salt), so timing says nothing about which
  * accounts exist.  Only what store itself verified makes a session
- * authenticated: the table below, which the commit consults for relay.
+ * authenticated: the table below, which the commit consults for relay
+ * and POP3 for the mailbox.  A POP3 login also records the client's
+ * POP-before-SMTP grant (R3.4, R6.2).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -46,6 +48,7 @@ static struct {
 	struct db		*db;
 	struct pool		*pool;
 	struct ipc		*net;
+	unsigned int		 grant_minutes;	/* pop_before_smtp_minutes */
 	uint8_t			 fake_key[32];
 	struct auth_sess	*sess[SESS_BUCKETS];
 } au;
@@ -60,14 +63,17 @@ struct auth_job {
 	char			 response[SASL_PROOF_MAX + 1];
 	char			 authmsg[SASL_AUTHMSG_MAX + 1];
 	char			 client[64];
+	enum auth_service	 service;
 	struct db_cred		 cred;
 	enum db_auth		 lookup;
 	struct sasl_reply	 reply;
 };
 
 void
-auth_init(struct db *db, struct pool *pool, struct ipc *net)
+auth_init(struct db *db, struct pool *pool, struct ipc *net,
+    unsigned int grant_minutes)
 {
+	au.grant_minutes = grant_minutes;
 	au.db = db;
 	au.pool = pool;
 	au.net = net;
@@ -167,6 +173,24 @@ count_failure(const char *ip, bool ok)
 	return ++f->count;
 }
 
+/* R6.2: a POP3 login authorizes its client address for a while. */
+static void
+grant(const char *account, const char *ip)
+{
+	char	err[256];
+
+	if (au.grant_minutes == 0)
+		return;
+	if (db_popauth_grant(au.db, account, ip, au.grant_minutes, err,
+	    sizeof(err)) == -1) {
+		log_warn("popauth event=grant-failed address=[%s] user=%s "
+		    "error=\"%s\"", ip, account, err);
+		return;
+	}
+	log_info("popauth event=grant address=[%s] user=%s minutes=%u", ip,
+	    account, au.grant_minutes);
+}
+
 static void
 auth_done(void *arg)
 {
@@ -184,10 +208,14 @@ auth_done(void *arg)
 		au.sess[j->session % SESS_BUCKETS] = as;
 	}
 	if (final && j->reply.result != SASL_TEMPFAIL)
-		log_info("auth session=%016llx address=[%s] mech=%s user=%s "
-		    "result=%s failures=%u", (unsigned long long)j->session,
-		    j->client, j->mech, ok ? j->cred.address : "-",
-		    ok ? "ok" : "fail", count_failure(j->client, ok));
+		log_info("auth session=%016llx address=[%s] service=%s mech=%s "
+		    "user=%s result=%s failures=%u",
+		    (unsigned long long)j->session, j->client,
+		    j->service == AUTH_POP3 ? "pop3" : "smtp", j->mech,
+		    ok ? j->cred.address : "-", ok ? "ok" : "fail",
+		    count_failure(j->client, ok));
+	if (ok && j->service == AUTH_POP3)
+		grant(j->cred.address, j->client);
 	ipc_out_init(&o);
 	ipc_put_u32(&o, j->reply.result);
 	ipc_put_str(&o, j->reply.salt);
@@ -214,14 +242,17 @@ auth_verify(struct ipc_msg *m)
 	ipc_get_strbuf(m, j->response, sizeof(j->response));
 	ipc_get_strbuf(m, j->authmsg, sizeof(j->authmsg));
 	ipc_get_strbuf(m, j->client, sizeof(j->client));
+	j->service = ipc_get_u32(m);
 	ipc_end(m);
-	if (type > SASL_REQ_SCRAM_FINAL)
-		fatalx("store: bad SASL request type %u from net", type);
+	if (type > SASL_REQ_SCRAM_FINAL || j->service > AUTH_POP3)
+		fatalx("store: bad SASL request from net");
 	j->req = (struct sasl_req){ .type = type, .mech = j->mech,
 	    .authzid = j->authzid, .user = j->user, .password = j->password,
 	    .challenge = j->challenge, .response = j->response,
 	    .authmsg = j->authmsg };
-	j->lookup = db_account_cred(au.db, j->user, true, &j->cred);
+	/* The SMTP-AUTH switch (R2.5) is SMTP's only. */
+	j->lookup = db_account_cred(au.db, j->user, j->service == AUTH_SMTP,
+	    &j->cred);
 	pool_run(au.pool, auth_work, auth_done, j);
 }
 

@@ -13,7 +13,9 @@ struct ipc;
 struct ipc_msg;
 struct pool;
 
-void	auth_init(struct db *, struct pool *, struct ipc *net);
+/* grant_minutes: how long a POP3 login authorizes its IP (0: never). */
+void	auth_init(struct db *, struct pool *, struct ipc *net,
+	    unsigned int grant_minutes);
 /* IMSG_AUTH_VERIFY: answered later with IMSG_AUTH_RESULT. */
 void	auth_verify(struct ipc_msg *);
 /* IMSG_SESSION_END. */

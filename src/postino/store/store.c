@@ -27,6 +27,7 @@
 #include "pool.h"
 #include "proto.h"
 #include "pickup.h"
+#include "pop3.h"
 #include "policy.h"
 #include "queue.h"
 #include "resolve.h"
@@ -369,8 +370,18 @@ net_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 		break;
 	case IMSG_SESSION_END:
 		ipc_end(m);
+		pop3_session_end(m->id);
 		auth_session_end(m->id);
 		sess_end(m->id);
+		break;
+	case IMSG_POP3_OPEN:
+		pop3_open(m);
+		break;
+	case IMSG_POP3_READ:
+		pop3_read(m);
+		break;
+	case IMSG_POP3_UPDATE:
+		pop3_update(m);
 		break;
 	case IMSG_AUTH_END:
 		ipc_end(m);
@@ -449,7 +460,8 @@ store_main(struct conf *conf)
 	queue_set_added(st.queue, queue_added, NULL);
 	control_start(st.base, st.sched);
 	pickup_start(st.base, st.queue, conf);
-	auth_init(st.db, st.pool, st.net);
+	auth_init(st.db, st.pool, st.net, conf->relay.pop_before_smtp_minutes);
+	pop3_init(conf, st.pool, st.net);
 	policy_start(conf);
 	sigterm = evsignal_new(st.base, SIGTERM, on_signal, NULL);
 	sigint = evsignal_new(st.base, SIGINT, on_signal, NULL);
