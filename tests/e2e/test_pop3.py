@@ -271,14 +271,16 @@ def test_uidl_stable_across_sessions_and_restart(make_server):
     assert now[2].split()[1] not in [ln.split()[1] for ln in first]
 
 
-def test_large_message_streams(make_server):
-    """A 30 MB message goes out byte-exact, and net never holds it."""
+@pytest.mark.parametrize("tls", ["pop3s", "stls"])
+def test_large_message_streams(make_server, tls):
+    """A 30 MB message goes out byte-exact, and net never holds it: not
+    over implicit TLS, nor under the TLS filter of STLS."""
     p = pop3_server(make_server)
     big = message(1) + b"".join(b"%08d " % i + b"x" * 70 + b"\r\n" for i in range(400000))
     files = deliver(p, [big])
     f = list(files.values())[0]
     net_pid = p.pids()["net"]
-    c = poplib_ssl(p)
+    c = poplib_ssl(p) if tls == "pop3s" else poplib_stls(p)
     resp, lines, _ = c.retr(1)
     assert joined(lines) == f
     c.quit()

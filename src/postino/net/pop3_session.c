@@ -675,6 +675,10 @@ do_stls(struct pop3_session *s, const char *arg)
 		session_close(s, "tls-setup");
 		return;
 	}
+	/* The filter moves what we write into the socket's buffer as long
+	 * as that one is under its high watermark: without one, a whole
+	 * message would pile up there. */
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, OUTPUT_HIGH);
 	s->bev = bev;
 	s->tls = true;
 	explicit_bzero(s->user, sizeof(s->user));
