@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import (DEMO, DEMO_PASSWORD, DOMAIN, SENDER, SMTPConn, extra_ports,
+from conftest import (DEMO, DEMO_PASSWORD, POSTINO, SENDER, SMTPConn, extra_ports,
                       unverified_context)
 
 OTHER = "other@example.test"
@@ -284,6 +284,9 @@ def test_large_message_streams(make_server, tls):
     resp, lines, _ = c.retr(1)
     assert joined(lines) == f
     c.quit()
+    with open(POSTINO, "rb") as b:
+        if b"__asan_init" in b.read():
+            return      # ASan keeps freed memory in quarantine: no bound to see
     with open("/proc/%d/status" % net_pid) as st:
         hwm = int(re.search(r"VmHWM:\s+(\d+) kB", st.read()).group(1))
     assert hwm < 24 * 1024, "net's peak memory %d kB for a %d-octet message" % (hwm, len(f))
@@ -680,3 +683,25 @@ def test_failed_login_grants_nothing(make_server):
     assert c.cmd("PASS wrong") == FAILED
     c.close()
     assert db(p, "SELECT * FROM popauth WHERE ip = ?", (ip,)) == []
+
+
+@pytest.mark.parametrize("mech", ["SCRAM-SHA-256", "SCRAM-SHA-1"])
+def test_auth_scram(make_server, mech):
+    """SCRAM over POP3 (RFC 5034 + RFC 5802): the client proves the
+    password, the server proves it knows it (v=), both under STLS."""
+    import base64
+    from test_auth import Scram
+    p = pop3_server(make_server)
+    c = POP3Conn(p.pop3_port)
+    c.stls()
+    sc = Scram(mech, DEMO, DEMO_PASSWORD)
+    r = c.cmd("AUTH %s %s" % (mech, base64.b64encode(sc.first().encode()).decode()))
+    for _ in range(3):
+        if not r.startswith(b"+ "):
+            break
+        text = base64.b64decode(r[2:-2]).decode()
+        r = c.cmd(base64.b64encode(sc(text.encode()).encode()).decode())
+    assert r == b"+OK Logged in.\r\n"
+    assert sc.verified
+    c.expect("QUIT", b"+OK Logging out.")
+    assert p.log_has("service=pop3 mech=%s user=%s result=ok" % (mech, DEMO))
