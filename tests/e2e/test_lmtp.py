@@ -30,19 +30,25 @@ MSG = (b"From: demo@example.test\r\n"
 
 @pytest.fixture(params=["tcp", "unix"])
 def lmtp(request):
+    _check_binaries()
     top = tempfile.mkdtemp(prefix="postino-lmtp-")
     os.chmod(top, 0o755)
     dove = DovecotLmtp(top, users=(DEMO, OTHER), unix=request.param == "unix")
     dove.start()
-    spec = ("unix:%s" % dove.socket_path if request.param == "unix"
-            else "127.0.0.1:%d" % dove.port)
-    _check_binaries()
-    p = Postino(extra_config="[delivery]\nlmtp = %s\nretry_first = 1\n" % spec)
-    p.add_domain("example.test")
-    for a in (DEMO, OTHER, GHOST):
-        p.add_account(a)
-    p.admin("trusted", "add", "127.0.0.1")
-    p.start()
+    try:
+        spec = ("unix:%s" % dove.socket_path if request.param == "unix"
+                else "127.0.0.1:%d" % dove.port)
+        p = Postino(extra_config="[delivery]\nlmtp = %s\nretry_first = 1\n" % spec)
+        p.add_domain("example.test")
+        for a in (DEMO, OTHER, GHOST):
+            p.add_account(a)
+        p.admin("trusted", "add", "127.0.0.1")
+        p.start()
+    except BaseException:
+        # no Dovecot outlives a failed set-up
+        dove.stop()
+        shutil.rmtree(top, ignore_errors=True)
+        raise
     yield p, dove
     dove.stop()
     _finish([p], _failed(request))

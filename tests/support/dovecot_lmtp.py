@@ -80,9 +80,10 @@ Bye", DATA with no recipient "503 5.5.0 No valid recipients".  The
 address in replies is as the client wrote it (case kept); delivery
 lower-cases it.
 
-Processes: `dovecot -F` is started as our child (its PID is .pid) and
-runs, as usual, log, config, anvil, auth (as dovecot, at the first
-lookup) and one lmtp process, started with the master
+Processes (start, stop and log are dovecot_private.PrivateDovecot's,
+shared with dovecot_pop3.py): `dovecot -F` is started as our child (its
+PID is .pid) and runs, as usual, log, config, anvil, auth (as dovecot,
+at the first lookup) and one lmtp process, started with the master
 (process_min_avail = 1, process_limit = 1, client_limit = 100: it
 serves every connection, and no process is spawned late enough to be
 caught half-started by the shutdown).  stop() sends SIGTERM to the
@@ -101,29 +102,21 @@ our child) and its descendants are signalled, by PID.
 import os
 import pwd
 import re
-import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
-from procs import pid_alive, tree  # noqa: E402
-from smtp_sink import common_free_port, loopback, smtp_ready, unsearchable  # noqa: E402
+import dovecot_private  # noqa: E402
+from dovecot_private import DovecotError, PrivateDovecot  # noqa: E402
+from smtp_sink import smtp_ready  # noqa: E402
 
-DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 LMTP_BIN = "/usr/lib/dovecot/lmtp"
 MAIL_USER = "nobody"            # owner of every Maildir
-SYSTEM_USERS = ("dovecot", "dovenull")   # default_internal_user, default_login_user
 HOSTNAME = "lmtp.example.test"
 GREETING = "220 %s Dovecot ready." % HOSTNAME
-START_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
-START_TRIES = 5                 # free ports tried when port is None
 # sockaddr_un.sun_path is 108 bytes with its NUL.
 UNIX_PATH_MAX = 107
 
@@ -134,7 +127,7 @@ def user_unknown(addr):
     return "550 5.1.1 <%s> User doesn't exist: %s" % (addr, addr)
 
 
-class DovecotLmtpError(Exception):
+class DovecotLmtpError(DovecotError):
     pass
 
 
@@ -151,21 +144,22 @@ def split_added(data):
     return data[:eol], data[eol + 2:]
 
 
-class DovecotLmtp:
+class DovecotLmtp(PrivateDovecot):
     """
     Dovecot's LMTP on host:port (port None: a free one) and, with
     unix=True, on the unix socket .socket_path; users: the addresses
     that exist (every other is refused at RCPT with 550 5.1.1).
     """
 
+    KIND = "Dovecot LMTP"
+    Error = DovecotLmtpError
+    PREFIX = "dovecot-lmtp-"
+
     def __init__(self, top_dir, host="127.0.0.1", port=None, users=("demo@example.test",),
                  unix=False):
         why = self.unavailable()
         if why:
             raise DovecotLmtpError(why)
-        self.host = loopback(host)
-        self._fixed_port = port is not None
-        self.port = port if port is not None else common_free_port([self.host])
         self.users = []
         for u in users:
             u = u.lower()
@@ -175,18 +169,9 @@ class DovecotLmtp:
                 self.users.append(u)
         if not self.users:
             raise ValueError("no users")
-        closed = unsearchable(top_dir)
-        if closed:
-            raise DovecotLmtpError("%s is closed to other users: chmod 0755 the top directory "
-                                   "(Dovecot's auth runs as dovecot, deliveries as %s)"
-                                   % (closed, MAIL_USER))
-        self.dir = tempfile.mkdtemp(prefix="dovecot-lmtp-", dir=top_dir)
-        os.chmod(self.dir, 0o755)
-        self.conf_path = os.path.join(self.dir, "dovecot.conf")
-        self.base_dir = os.path.join(self.dir, "run")
-        self.state_dir = os.path.join(self.dir, "state")
-        self.log_path = os.path.join(self.dir, "dovecot.log")
-        self.out_path = os.path.join(self.dir, "dovecot.out")   # master's stdout/stderr
+        PrivateDovecot.__init__(self, top_dir, host, port,
+                                why_open="Dovecot's auth runs as dovecot, deliveries as %s"
+                                % MAIL_USER)
         self.users_path = os.path.join(self.dir, "users")
         self.mail_dir = os.path.join(self.dir, "mail")
         self.index_dir = os.path.join(self.dir, "index")
@@ -195,7 +180,6 @@ class DovecotLmtp:
             raise DovecotLmtpError("unix socket path too long (%d > %d bytes): %s"
                                    % (len(self.socket_path.encode()), UNIX_PATH_MAX,
                                       self.socket_path))
-        self.proc = None
         pw = pwd.getpwnam(MAIL_USER)
         self.uid, self.gid = pw.pw_uid, pw.pw_gid
         for d in (self.mail_dir, self.index_dir):
@@ -212,18 +196,7 @@ class DovecotLmtp:
     @staticmethod
     def unavailable():
         """None if a private Dovecot LMTP can run here, else why not."""
-        if os.geteuid() != 0:
-            return "not root: Dovecot's master cannot run (it starts as root)"
-        if not os.access(DOVECOT, os.X_OK):
-            return "dovecot is not installed (dovecot-core: sh scripts/install-deps.sh)"
-        if not os.access(LMTP_BIN, os.X_OK):
-            return "%s not found (dovecot-lmtpd: sh scripts/install-deps.sh)" % LMTP_BIN
-        for u in SYSTEM_USERS + (MAIL_USER,):
-            try:
-                pwd.getpwnam(u)
-            except KeyError:
-                return "no %r user (made by dovecot-core's postinst)" % u
-        return None
+        return dovecot_private.unavailable(LMTP_BIN, "dovecot-lmtpd", (MAIL_USER,))
 
     # -- configuration
 
@@ -236,30 +209,8 @@ class DovecotLmtp:
                     "  }\n" % self.socket_path)
         idx = "%s/%%d/%%n" % self.index_dir
         return (
-            "# Private Dovecot LMTP for postino's e2e tests (tests/support/dovecot_lmtp.py)\n"
-            "instance_name = %(name)s\n"
-            "base_dir = %(base)s\n"
-            "state_dir = %(state)s\n"
-            "log_path = %(log)s\n"
-            "info_log_path = %(log)s\n"
-            "debug_log_path = %(log)s\n"
-            "protocols = lmtp\n"
-            "listen = %(host)s\n"
-            "ssl = no\n"
-            "hostname = %(hostname)s\n"
-            "login_greeting = Dovecot ready.\n"
-            "default_internal_user = dovecot\n"
-            "default_login_user = dovenull\n"
-            "auth_mechanisms = plain\n"
-            "auth_verbose = yes\n"
-            "passdb {\n"
-            "  driver = passwd-file\n"
-            "  args = %(users)s\n"
-            "}\n"
-            "userdb {\n"
-            "  driver = passwd-file\n"
-            "  args = %(users)s\n"
-            "}\n"
+            self.common_config("lmtp", self.users_path, HOSTNAME)
+            + "auth_mechanisms = plain\n"
             "mail_location = maildir:%(mail)s/%%d/%%n:INDEX=%(idx)s:CONTROL=%(idx)s\n"
             "mail_save_crlf = yes\n"
             "first_valid_uid = %(uid)d\n"
@@ -272,10 +223,6 @@ class DovecotLmtp:
             "lmtp_add_received_header = no\n"
             "lmtp_hdr_delivery_address = none\n"
             "lmtp_rcpt_check_quota = no\n"
-            # No stats client: an lmtp process started just before the
-            # master's shutdown would wait 5 s for the (gone) stats
-            # process's handshake, and the master for it.
-            "stats_writer_socket_path =\n"
             # One lmtp process, started with the master, serves every
             # connection: no process is ever spawned later, so none can
             # be caught half-started by the master's shutdown (one that
@@ -292,55 +239,21 @@ class DovecotLmtp:
             "  }\n"
             "%(unix)s"
             "}\n"
-            % {"name": "postino-test-%s" % os.path.basename(self.dir),
-               "base": self.base_dir, "state": self.state_dir, "log": self.log_path,
-               "host": self.host, "hostname": HOSTNAME, "users": self.users_path,
-               "mail": self.mail_dir, "idx": idx, "uid": self.uid, "port": self.port,
-               "unix": unix})
+            % {"host": self.host, "mail": self.mail_dir, "idx": idx, "uid": self.uid,
+               "port": self.port, "unix": unix})
 
     def maildir_path(self, user):
         """The Maildir of user local@domain: <dir>/mail/<domain>/<local>."""
         local, _, domain = user.lower().rpartition("@")
         return os.path.join(self.mail_dir, domain, local)
 
-    # -- life cycle
+    # -- life cycle (start(), stop(), alive(), pid, log(), wait_log():
+    # PrivateDovecot's)
 
-    def start(self, timeout=START_TIMEOUT):
-        """dovecot -F -c <dir>/dovecot.conf; wait (bounded) until the
-        LMTP port, and the unix socket if any, answer 220.  With port
-        None the free port chosen at construction is used, and another
-        one if Dovecot could not bind it (self.port tells which).
-        Returns self."""
-        assert self.proc is None, "already started"
-        for i in range(1 if self._fixed_port else START_TRIES):
-            if i:
-                self.port = common_free_port([self.host])
-            with open(self.conf_path, "w") as f:
-                f.write(self.config())
-            os.chmod(self.conf_path, 0o644)
-            if self._spawn(timeout):
-                return self
-            if "Address already in use" not in self.log():
-                break
-        raise DovecotLmtpError("Dovecot LMTP did not start on %s:%s\n%s"
-                               % (self.host, self.port, self.log(tail=40)))
-
-    def _spawn(self, timeout):
-        with open(self.out_path, "ab") as out:
-            self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf_path],
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                         close_fds=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.proc = None
-                return False
-            if smtp_ready(self.host, self.port, timeout=1.0) and \
-                    (not self.socket_path or self._unix_ready()):
-                return True
-            time.sleep(0.05)
-        self._kill()
-        return False
+    def ready(self):
+        """The LMTP port, and the unix socket if any, answer 220."""
+        return smtp_ready(self.host, self.port, timeout=1.0) and \
+            (not self.socket_path or self._unix_ready())
 
     def _unix_ready(self, timeout=1.0):
         try:
@@ -354,83 +267,10 @@ class DovecotLmtp:
             pass
         return False
 
-    def _kill(self, timeout=STOP_TIMEOUT):
-        """SIGTERM to our master by PID (it stops its children), bounded;
-        then SIGKILL to it and to whatever of its descendants is left."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            family = tree(self.proc.pid)
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                family = tree(self.proc.pid) + family
-                self._sigkill(family)
-                self.proc.wait(timeout)
-            # Children the master did not take down with it (once it is
-            # gone they are no longer in its tree: the PIDs noted above).
-            deadline = time.monotonic() + timeout
-            left = [p for p in family[1:] if pid_alive(p)]
-            while left and time.monotonic() < deadline:
-                time.sleep(0.05)
-                left = [p for p in left if pid_alive(p)]
-            self._sigkill(left)
-        self.proc = None
-
-    @staticmethod
-    def _sigkill(pids):
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
     def stop(self):
         """Stop our Dovecot (by PID, bounded).  The Maildirs and the log
         stay, for messages() and log() after the stop."""
         self._kill()
-
-    def alive(self):
-        return self.proc is not None and pid_alive(self.proc.pid)
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def __enter__(self):
-        if self.proc is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def log(self, tail=None):
-        """Dovecot's log (log_path) and then whatever the master wrote
-        to its stdout/stderr (fatal start-up errors)."""
-        text = ""
-        for path in (self.log_path, self.out_path):
-            try:
-                with open(path, "rb") as f:
-                    text += f.read().decode("utf-8", "replace")
-            except OSError:
-                pass
-        if tail:
-            text = "\n".join(text.splitlines()[-tail:])
-        return text
-
-    def wait_log(self, pattern, timeout=10.0):
-        """Poll the log until pattern (a regex or its text) matches; the
-        match, or None after timeout."""
-        if isinstance(pattern, str):
-            pattern = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = pattern.search(self.log())
-            if m or time.monotonic() >= deadline:
-                return m
-            time.sleep(0.05)
 
     # -- what it received
 
