@@ -41,7 +41,8 @@ LDFLAGS	+= $(SANFLAGS) -pthread
 LIB_SRCS   := $(wildcard src/lib/*.c)
 MAIL_SRCS  := $(wildcard src/mail/*.c)
 DB_SRCS	   := src/postino/store/db.c src/postino/store/policy.c \
-	      src/postino/store/explain.c
+	      src/postino/store/explain.c src/postino/store/intrusion.c \
+	      src/postino/store/dnscheck.c
 DAEMON_SRCS := $(wildcard src/postino/*.c src/postino/net/*.c \
 		src/postino/store/*.c)
 ADMIN_SRCS := $(wildcard src/admin/*.c)
@@ -78,7 +79,8 @@ $(B)/sendmail: $(call obj,$(SENDMAIL_SRCS)) $(CORE_OBJS)
 
 # A unit test links the generic and mail code and the account store.
 TEST_OBJS := $(CORE_OBJS) $(call obj,$(DB_SRCS) src/postino/store/envelope.c \
-	     src/postino/store/mailbox.c src/postino/store/maildir.c)
+	     src/postino/store/mailbox.c src/postino/store/maildir.c \
+	     src/postino/store/clamd.c)
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(TEST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)

@@ -17,7 +17,7 @@ PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev
 libcrypt-dev libc-ares-dev openssl sqlite3 clang libclang-rt-14-dev
 python3 python3-pytest swaks libnet-ssleay-perl procps postfix
 gsasl curl dnsmasq-base sasl2-bin libsasl2-modules dovecot-core dovecot-lmtpd
-fetchmail mpop dovecot-pop3d"
+fetchmail mpop dovecot-pop3d clamav-daemon"
 if [ "${1:-}" = fresh ]; then
 	PKGS="$PKGS mmdebstrap"
 fi
@@ -48,16 +48,28 @@ if [ -n "$missing" ]; then
 		    debconf-set-selections
 		;;
 	esac
+	# clamav-daemon is run by the tests as a private clamd over a
+	# database of test signatures only.  freshclam (which the package
+	# pulls in) must never fetch the public database: "manual" leaves
+	# it without daemon, cron job or if-up hook, and policy-rc.d
+	# (below) keeps the package from starting it or clamd.
+	case "$missing" in
+	*" clamav-daemon"*)
+		echo "clamav-freshclam clamav-freshclam/autoupdate_freshclam" \
+		    "select manual" | debconf-set-selections
+		;;
+	esac
 	log=${TMPDIR:-/tmp}/postino-install-deps.log
 	if ! apt-get update -qq >"$log" 2>&1; then
 		echo "install-deps: apt-get update failed (network or" \
 		    "/etc/apt sources?); see $log" >&2
 		exit 1
 	fi
-	# The servers among these (postfix, dovecot) are run by the tests
-	# and the benchmark as private instances; their system services
-	# must not start.  policy-rc.d answering 101 tells the packages'
-	# scripts so (invoke-rc.d(8)); one that exists already stays.
+	# The servers among these (postfix, dovecot, clamd) are run by the
+	# tests and the benchmark as private instances; their system
+	# services must not start.  policy-rc.d answering 101 tells the
+	# packages' scripts so (invoke-rc.d(8)); one that exists already
+	# stays.
 	rc=/usr/sbin/policy-rc.d
 	own_rc=""
 	if [ ! -e "$rc" ]; then
@@ -74,6 +86,13 @@ if [ -n "$missing" ]; then
 		exit 1
 	fi
 	if [ -n "$own_rc" ]; then rm -f "$rc"; fi
+	# Should a policy-rc.d of the machine's own have let the packages
+	# start the system clamd or freshclam, they stop (by their PIDs).
+	for pidf in /run/clamav/clamd.pid /run/clamav/freshclam.pid; do
+		if [ -s "$pidf" ]; then
+			kill "$(cat "$pidf")" 2>/dev/null || true
+		fi
+	done
 fi
 
 # The store role runs as "postino", the network role as "postino-net";

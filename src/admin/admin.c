@@ -893,9 +893,13 @@ profile_named(const char *name, enum listener_profile *p)
 	return -1;
 }
 
-/* Look the trusted host names up, as the daemon has, before deciding. */
+/*
+ * Look the trusted host names up, as the daemon has, before deciding;
+ * then explain, asking the DNS what a live session would (DNSBL, the
+ * sender's domain).
+ */
 static int
-explain_resolve(struct admin *a, struct policy *p)
+explain_resolved(struct admin *a, struct policy *p, struct explain_req *q)
 {
 	struct event_base	*base;
 	struct resolver		*res;
@@ -913,6 +917,8 @@ explain_resolve(struct admin *a, struct policy *p)
 	while (policy_resolving(p) > 0 &&
 	    event_base_loop(base, EVLOOP_ONCE) == 0)
 		;
+	q->resolver = res;
+	explain(p, q, stdout);
 	resolver_free(res);
 	event_base_free(base);
 	return 0;
@@ -973,8 +979,7 @@ do_explain(struct admin *a, int argc, char **argv)
 		policy_free(p);
 		return refuse("cannot read the policy lists");
 	}
-	if ((r = explain_resolve(a, p)) == 0)
-		explain(p, &q, stdout);
+	r = explain_resolved(a, p, &q);
 	policy_free(p);
 	return r;
 }

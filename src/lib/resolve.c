@@ -48,7 +48,7 @@ struct resolve_sock {
 _Static_assert(sizeof(((struct resolve_mx *)0)->host) == NAME_MAX_LEN + 1,
     "resolve_mx.host holds a name of NAME_MAX_LEN octets");
 
-enum query_kind { Q_ADDRS, Q_MX, Q_PTR };
+enum query_kind { Q_ADDRS, Q_MX, Q_PTR, Q_TXT };
 
 struct resolve_query {
 	TAILQ_ENTRY(resolve_query) entry;
@@ -59,6 +59,7 @@ struct resolve_query {
 		resolver_addrs_cb addrs_cb;	/* Q_ADDRS */
 		resolver_mx_cb	 mx_cb;		/* Q_MX */
 		resolver_name_cb name_cb;	/* Q_PTR */
+		resolver_txt_cb	 txt_cb;	/* Q_TXT */
 	};
 	void		*arg;
 	enum resolve_status status;
@@ -68,6 +69,7 @@ struct resolve_query {
 		uint8_t		 addrs[RESOLVE_ADDRS_MAX][16];
 		struct resolve_mx *mx;	/* Q_MX: RESOLVE_MX_MAX, or NULL */
 		char		 name[NAME_MAX_LEN + 1];	/* Q_PTR */
+		char		**txt;	/* Q_TXT: RESOLVE_TXT_MAX, or NULL */
 	};
 };
 
@@ -356,6 +358,13 @@ query_call(struct resolve_query *q)
 	case Q_PTR:
 		q->name_cb(q->arg, q->status, q->status == RESOLVE_OK ?
 		    q->name : NULL);
+		break;
+	case Q_TXT:
+		q->txt_cb(q->arg, q->status, q->n > 0 ?
+		    (const char *const *)q->txt : NULL, q->n, q->ttl);
+		while (q->n > 0)
+			free(q->txt[--q->n]);
+		free(q->txt);
 		break;
 	default:
 		panic("resolve: query kind %d", (int)q->kind);
@@ -873,4 +882,100 @@ resolver_ptr(struct resolver *r, const uint8_t addr[16],
 		ares_gethostbyaddr(r->channel, addr, 16, AF_INET6,
 		    ptr_answered, q);
 	timer_update(r);
+}
+
+/*
+ * The TXT records of a NOERROR answer into q: each record's strings
+ * joined (RFC 7208 3.3), at most RESOLVE_TXT_MAX records of at most
+ * RESOLVE_TXT_LEN octets; a record holding a NUL octet, or longer, is
+ * dropped, as no text a caller looks for holds one.
+ */
+static enum resolve_status
+txt_parse(struct resolve_query *q, const unsigned char *abuf, int alen,
+    unsigned int *ttl_r)
+{
+	struct ares_txt_ext	*list, *t;
+	char			*cur = NULL;
+	size_t			 len = 0;
+	bool			 bad = false;
+	int			 rc;
+
+	if (alen < 0 || answer_ttl(abuf, (size_t)alen, ttl_r) == -1)
+		return RESOLVE_TEMPFAIL;
+	rc = ares_parse_txt_reply_ext(abuf, alen, &list);
+	if (rc != ARES_SUCCESS)
+		return rc == ARES_ENODATA ? RESOLVE_OK : RESOLVE_TEMPFAIL;
+	q->txt = xreallocarray(NULL, RESOLVE_TXT_MAX, sizeof(*q->txt));
+	for (t = list; t != NULL; t = t->next) {
+		if (t->record_start) {
+			if (cur != NULL && !bad && q->n < RESOLVE_TXT_MAX)
+				q->txt[q->n++] = cur;
+			else
+				free(cur);
+			cur = xcalloc(1, RESOLVE_TXT_LEN + 1);
+			len = 0;
+			bad = false;
+		}
+		if (cur == NULL || t->length > RESOLVE_TXT_LEN - len ||
+		    memchr(t->txt, '\0', t->length) != NULL) {
+			bad = true;
+			continue;
+		}
+		memcpy(cur + len, t->txt, t->length);
+		len += t->length;
+	}
+	if (cur != NULL && !bad && q->n < RESOLVE_TXT_MAX)
+		q->txt[q->n++] = cur;
+	else
+		free(cur);
+	ares_free_data(list);
+	return RESOLVE_OK;
+}
+
+static void
+txt_answered(void *arg, int status, int timeouts, unsigned char *abuf,
+    int alen)
+{
+	struct resolve_query	*q = arg;
+	enum resolve_status	 st;
+	unsigned int		 ttl = 0;
+
+	if (q->r->closing)
+		return;
+	st = status == ARES_ENODATA ? RESOLVE_OK : map_status(status);
+	if (status == ARES_SUCCESS)
+		st = txt_parse(q, abuf, alen, &ttl);
+	if (st == RESOLVE_NXDOMAIN || (st == RESOLVE_OK && q->n == 0))
+		ttl = RESOLVE_NEG_TTL;
+	else if (st != RESOLVE_OK)
+		ttl = 0;
+	query_finish(q, st, ttl);
+}
+
+void
+resolver_txt(struct resolver *r, const char *name, resolver_txt_cb cb,
+    void *arg)
+{
+	struct resolve_query	*q;
+
+	if (r->closing)
+		panic("resolver_txt: the resolver is being freed");
+	q = query_new(r, Q_TXT, arg);
+	q->txt_cb = cb;
+	if (name_impossible(name)) {
+		query_finish(q, RESOLVE_NXDOMAIN, RESOLVE_NEG_TTL);
+		return;
+	}
+	if (r->nqueries > RESOLVE_PENDING_MAX) {
+		query_finish(q, RESOLVE_TEMPFAIL, 0);
+		return;
+	}
+	ares_query(r->channel, name, ns_c_in, ns_t_txt, txt_answered, q);
+	timer_update(r);
+}
+
+struct event_base *
+resolver_base(struct resolver *r)
+{
+	return r->base;
 }

@@ -174,6 +174,27 @@ typedef void	(*resolver_name_cb)(void *arg, enum resolve_status status,
 void		 resolver_ptr(struct resolver *r, const uint8_t addr[16],
 		    resolver_name_cb cb, void *arg);
 
+/*
+ * The TXT records of name (SPF, DNSBL reasons): each record's strings
+ * joined, NUL-terminated, at most RESOLVE_TXT_MAX records of at most
+ * RESOLVE_TXT_LEN octets (a record holding a NUL, or longer, is left
+ * out); txt is valid during the call, NULL when n is 0.
+ *	RESOLVE_OK, n >= 1	the records; ttl their smallest TTL
+ *	RESOLVE_OK, n == 0	the name exists without TXT (NODATA)
+ *	RESOLVE_NXDOMAIN	no such name
+ *	RESOLVE_TEMPFAIL	timeout, SERVFAIL, REFUSED, unparsable
+ * cb is called once, from the loop, as for resolver_addrs().
+ */
+#define RESOLVE_TXT_MAX		32
+#define RESOLVE_TXT_LEN		4096
+typedef void	(*resolver_txt_cb)(void *arg, enum resolve_status status,
+		    const char *const *txt, size_t n, unsigned int ttl);
+void		 resolver_txt(struct resolver *r, const char *name,
+		    resolver_txt_cb cb, void *arg);
+
+/* The event base the resolver runs on (for the caller's own timers). */
+struct event_base	*resolver_base(struct resolver *r);
+
 /* "ok", "nxdomain", "tempfail", "cancelled": for logs. */
 const char	*resolve_status_name(enum resolve_status status);
 

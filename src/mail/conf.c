@@ -197,28 +197,59 @@ static const struct conf_key keys[] = {
 	    C(antispam.spf_fail_reject), 0, "Policy for SPF fail." },
 	{ "antispam", "spf_softfail", KT_ENUM, "tag", W(w_tag_reject),
 	    C(antispam.spf_softfail_reject), 0, "Policy for SPF softfail." },
+	{ "antispam", "dns_timeout", KT_UINT, "5", U(1, 60),
+	    C(antispam.dns_timeout), 0,
+	    "Seconds a session waits for its DNSBL, sender domain and SPF "
+	    "lookups; a DNSBL that did not answer lists nobody." },
 
 	{ "intrusion", "block_minutes", KT_UINT, "30", U(1, 525600),
 	    C(intrusion.block_minutes), 0, "How long an IP is blocked (R4.4)." },
 	{ "intrusion", "max_auth_failures", KT_UINT, "5", U(0, 1000000),
 	    C(intrusion.max_auth_failures), 0,
-	    "Failed AUTH attempts before a block; 0 = off." },
+	    "Failed logins (SMTP AUTH and POP3) from one address in an hour "
+	    "before it is blocked; 0 = off." },
 	{ "intrusion", "max_unknown_rcpts", KT_UINT, "10", U(0, 1000000),
 	    C(intrusion.max_unknown_rcpts), 0,
-	    "RCPTs to unknown users before a block; 0 = off." },
+	    "RCPTs to unknown users in an hour before a block; 0 = off." },
 	{ "intrusion", "max_connections_per_minute", KT_UINT, "60",
 	    U(0, 1000000), C(intrusion.max_connections_per_minute), 0,
 	    "Connections per minute before a block; 0 = off." },
 	{ "intrusion", "max_messages_per_hour", KT_UINT, "0", U(0, 1000000),
 	    C(intrusion.max_messages_per_hour), 0,
 	    "Messages per hour before a block; 0 = off." },
+	{ "intrusion", "max_protocol_errors", KT_UINT, "50", U(0, 1000000),
+	    C(intrusion.max_protocol_errors), 0,
+	    "Refused commands (SMTP and POP3) in an hour before a block; "
+	    "0 = off." },
 	{ "intrusion", "bypass", KT_LIST, "", W(NULL), C(intrusion.bypass),
 	    0, "IPs, CIDRs and ranges never blocked." },
 
+	{ "ratelimit", "messages_per_account", KT_UINT, "0", U(0, 100000000),
+	    C(ratelimit.messages_per_account), 0,
+	    "Messages an authenticated account may send in an hour; 0 = off "
+	    "(R4.6)." },
+	{ "ratelimit", "recipients_per_account", KT_UINT, "0",
+	    U(0, 100000000), C(ratelimit.recipients_per_account), 0,
+	    "Recipients an authenticated account may send to in an hour; "
+	    "0 = off." },
+	{ "ratelimit", "messages_per_ip", KT_UINT, "0", U(0, 100000000),
+	    C(ratelimit.messages_per_ip), 0,
+	    "Messages one client address may send in an hour (not trusted "
+	    "or bypassed ones); 0 = off." },
+	{ "ratelimit", "recipients_per_ip", KT_UINT, "0", U(0, 100000000),
+	    C(ratelimit.recipients_per_ip), 0,
+	    "Recipients one client address may send to in an hour; 0 = off." },
+
 	{ "antivirus", "clamd", KT_STRING, "", S(0), C(antivirus.clamd), 0,
-	    "clamd socket: unix path or host:port; empty = off (R4.5)." },
+	    "clamd socket: unix path or host:port; empty = off. Every "
+	    "message received over SMTP is scanned before the reply to "
+	    "its end (R4.5)." },
 	{ "antivirus", "on_error", KT_ENUM, "tempfail", W(w_on_error),
 	    C(antivirus.on_error_accept), 0, "When clamd cannot scan." },
+	{ "antivirus", "timeout", KT_UINT, "30", U(1, 3600),
+	    C(antivirus.timeout), 0,
+	    "Seconds clamd gets to accept the connection, to take each "
+	    "chunk of the message and to answer after the last one." },
 
 	{ "delivery", "smarthost", KT_STRING, "", S(0),
 	    C(delivery.smarthost), 0, "HOST[:PORT] of the smart host (R5.4)." },

@@ -106,6 +106,7 @@ struct conf {
 		bool		spf;				/* yes */
 		bool		spf_fail_reject;	/* spf_fail: reject|tag */
 		bool		spf_softfail_reject;	/* spf_softfail: tag|reject */
+		unsigned int	dns_timeout;		/* 5 s */
 	} antispam;
 
 	struct {
@@ -114,12 +115,21 @@ struct conf {
 		unsigned int	max_unknown_rcpts;		/* 10 */
 		unsigned int	max_connections_per_minute;	/* 60 */
 		unsigned int	max_messages_per_hour;		/* 0 = off */
+		unsigned int	max_protocol_errors;		/* 50 an hour */
 		struct conf_list bypass;
 	} intrusion;
 
 	struct {
+		unsigned int	messages_per_account;	/* an hour; 0 = off */
+		unsigned int	recipients_per_account;
+		unsigned int	messages_per_ip;
+		unsigned int	recipients_per_ip;
+	} ratelimit;
+
+	struct {
 		char		clamd[PATH_MAX];		/* empty = off */
 		bool		on_error_accept;	/* on_error: tempfail|accept */
+		unsigned int	timeout;		/* 30 s, each wait */
 	} antivirus;
 
 	struct {

@@ -33,7 +33,11 @@ enum imsg_type {
 	 * then nrcpt x str path (between < and >, as in its RCPT)
 	 */
 	IMSG_SPOOL_COMMIT,
-	/* store -> net: u32 enum commit_status */
+	/*
+	 * store -> net: u32 enum commit_status, str the virus name for
+	 * COMMIT_INFECTED (printable ASCII, at most CLAMD_NAME_MAX
+	 * octets; "" for the others)
+	 */
 	IMSG_SPOOL_COMMITTED,
 	/* net -> store: str queue id */
 	IMSG_SPOOL_ABORT,
@@ -49,7 +53,8 @@ enum imsg_type {
 	 * str server signature, str the account (canonical, on success)
 	 */
 	IMSG_AUTH_RESULT,
-	/* net -> store: a session has ended (nothing) */
+	/* net -> store: a session has ended: u32 the commands it refused
+	 * as protocol errors (R4.4) */
 	IMSG_SESSION_END,
 	/* net -> store: forget the session's AUTH: STARTTLS (nothing) */
 	IMSG_AUTH_END,
@@ -128,6 +133,8 @@ enum commit_status {
 	COMMIT_OK,
 	COMMIT_TEMPFAIL,	/* 451: store error */
 	COMMIT_NOSPACE,		/* 452: disk full */
+	COMMIT_INFECTED,	/* 554 5.7.1: clamd found a virus (R4.5) */
+	COMMIT_SCANFAIL,	/* 451 4.7.1: no scan, on_error = tempfail */
 };
 
 #define QID_LEN	16	/* hex digits */

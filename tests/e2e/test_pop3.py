@@ -221,8 +221,8 @@ def test_poplib_stls_retr_top_uidl_dele(make_server):
     names = sorted(uids, key=uids.get)
     resp, lines, _ = c.uidl()
     uidvalidity = int(open(os.path.join(p.maildir(), "dovecot-uidlist")).readline().split()[1][1:])
-    assert lines == [b"%d %08X%08X" % (i + 1, uids[n], uidvalidity) for i, n in enumerate(names)]
-    assert c.uidl(2) == b"+OK 2 %08X%08X" % (uids[names[1]], uidvalidity)
+    assert lines == [b"%d %08x%08x" % (i + 1, uids[n], uidvalidity) for i, n in enumerate(names)]
+    assert c.uidl(2) == b"+OK 2 %08x%08x" % (uids[names[1]], uidvalidity)
     assert c.dele(2) == b"+OK Marked to be deleted."
     with pytest.raises(poplib.error_proto, match=r"There's no message 2\."):
         c.retr(2)

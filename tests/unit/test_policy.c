@@ -67,7 +67,7 @@ typedef int	directive_fn(struct pcase *, int argc, char **argv,
 static directive_fn	do_conf, do_domain, do_account, do_disable, do_alias,
 			do_send_as,
 			do_trusted, do_bypass, do_device, do_grant,
-			do_grant_expired, do_explain;
+			do_grant_expired, do_block, do_explain;
 
 #define EXPLAIN_USAGE	"--ip IP [--auth ACCOUNT] [--helo NAME] "	\
 	"[--listener PROFILE] --from ADDR --to ADDR [--to ADDR...]"
@@ -94,6 +94,7 @@ static const struct directive {
 	{ "device",		1, do_device,	"IP|CIDR|RANGE" },
 	{ "grant",		2, do_grant,	"ACCOUNT IP" },
 	{ "grant-expired",	2, do_grant_expired, "ACCOUNT IP" },
+	{ "block",		1, do_block,	"IP" },
 	{ "explain",		-1, do_explain,	EXPLAIN_USAGE },
 };
 #define NDIRECTIVES	(sizeof(directives) / sizeof(directives[0]))
@@ -263,6 +264,16 @@ do_grant(struct pcase *c, int argc, char **argv, char *rest)
 
 	return stored(c, db_popauth_grant(c->db, argv[0], argv[1],
 	    GRANT_MINUTES, err, sizeof(err)), err);
+}
+
+/* An intrusion block (R4.4), as the daemon makes one. */
+static int
+do_block(struct pcase *c, int argc, char **argv, char *rest)
+{
+	char	err[256];
+
+	return stored(c, db_block_add(c->db, argv[0], 30, "auth-failures",
+	    err, sizeof(err)), err);
 }
 
 /* A grant whose time ran out a minute ago: made as a live one, then

@@ -39,6 +39,7 @@
 #include "mailbox.h"
 #include "net.h"
 #include "pop3_session.h"
+#include "policy.h"
 #include "pop3_syntax.h"
 #include "proto.h"
 #include "sasl.h"
@@ -71,7 +72,7 @@ static const char *const state_names[] = {
 #define ST(s)	(1U << (s))
 
 enum pop3_wait {
-	W_NONE, W_AUTH, W_OPEN, W_LIST, W_READ, W_UPDATE
+	W_NONE, W_CONNECT, W_AUTH, W_OPEN, W_LIST, W_READ, W_UPDATE
 };
 
 struct pop3_msg {
@@ -254,6 +255,7 @@ session_free(struct pop3_session *s)
 	struct ipc_out	o;
 
 	ipc_out_init(&o);
+	ipc_put_u32(&o, s->errors);
 	ipc_send(net.store, IMSG_SESSION_END, s->id, -1, &o);
 	send_stop(s);
 	sasl_server_free(&s->sasl);
@@ -311,7 +313,10 @@ session_close(struct pop3_session *s, const char *reason)
 	s->closing = true;
 	send_stop(s);
 	session_enter_state(s, P_QUIT);
-	bufferevent_disable(s->bev, EV_READ);
+	/* Under implicit TLS a refusal at connect goes out once the
+	 * handshake is done, and the handshake needs to read. */
+	if (!s->tls || s->tls_desc[0] != '\0')
+		bufferevent_disable(s->bev, EV_READ);
 	session_finish(s);
 }
 
@@ -725,6 +730,11 @@ do_stat(struct pop3_session *s, const char *arg)
 }
 
 /* LIST and UIDL: one message, or all that are not marked deleted. */
+/*
+ * The UIDL of a message is Dovecot's default pop3_uidl_format,
+ * %08Xu%08Xv, which Dovecot prints in lower case: a client that leaves
+ * mail on the server sees the same ids from either server.
+ */
 static void
 list_uidl(struct pop3_session *s, const char *arg, bool uidl)
 {
@@ -736,7 +746,7 @@ list_uidl(struct pop3_session *s, const char *arg, bool uidl)
 		if ((m = msg_arg(s, arg, &n)) == NULL)
 			return;
 		if (uidl)
-			reply(s, "+OK %u %08X%08X", n, m->uid, s->uidvalidity);
+			reply(s, "+OK %u %08x%08x", n, m->uid, s->uidvalidity);
 		else
 			reply(s, "+OK %u %llu", n, (unsigned long long)m->size);
 		return;
@@ -753,7 +763,7 @@ list_uidl(struct pop3_session *s, const char *arg, bool uidl)
 		if (m->marks & MAILBOX_DELE)
 			continue;
 		if (uidl)
-			evbuffer_add_printf(out, "%u %08X%08X\r\n", i + 1,
+			evbuffer_add_printf(out, "%u %08x%08x\r\n", i + 1,
 			    m->uid, s->uidvalidity);
 		else
 			evbuffer_add_printf(out, "%u %llu\r\n", i + 1,
@@ -1117,6 +1127,32 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 	session_free(s);
 }
 
+/* The connect checks (R4.4: a blocked address): greet, or refuse. */
+static void
+connect_result(struct pop3_session *s, struct ipc_msg *m)
+{
+	uint32_t	 a;
+	const char	*check, *text;
+
+	a = ipc_get_u32(m);
+	(void)ipc_get_u32(m);		/* relay: SMTP's */
+	check = ipc_get_str(m);
+	text = ipc_get_str(m);
+	ipc_end(m);
+	if (check == NULL || text == NULL || a == POLICY_DUNNO ||
+	    a > POLICY_TEMPFAIL)
+		fatalx("net: bad policy result from store");
+	if (a == POLICY_ACCEPT) {
+		reply(s, "+OK postino ready.");
+		return;
+	}
+	slog(s, LOGL_INFO, "event=reject check=%s", check);
+	if (strncmp(text, "-ERR ", 5) != 0)
+		fatalx("net: store refused a POP3 client with an SMTP reply");
+	reply(s, "%s", text);
+	session_close(s, check);
+}
+
 static void
 store_reply(void *arg, struct ipc_msg *m)
 {
@@ -1126,7 +1162,9 @@ store_reply(void *arg, struct ipc_msg *m)
 	if (m->fd != -1 && m->type != IMSG_POP3_FD)
 		fatalx("net: unexpected descriptor from store");
 	s->wait = W_NONE;
-	if (m->type == IMSG_AUTH_RESULT && w == W_AUTH)
+	if (m->type == IMSG_POLICY_RESULT && w == W_CONNECT)
+		connect_result(s, m);
+	else if (m->type == IMSG_AUTH_RESULT && w == W_AUTH)
 		auth_verified(s, m);
 	else if (m->type == IMSG_POP3_OPENED && w == W_OPEN)
 		mailbox_opened(s, m);
@@ -1165,6 +1203,7 @@ pop3_session_new(const struct conf_listener *l, int fd,
     const struct sockaddr *sa, const char *ip)
 {
 	struct pop3_session	*s = xcalloc(1, sizeof(*s));
+	struct ipc_out		 o;
 	int			 one = 1;
 
 	s->id = ++net.next_id;
@@ -1197,5 +1236,10 @@ pop3_session_new(const struct conf_listener *l, int fd,
 	bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_LOW, 0);
 	session_timeouts(s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	reply(s, "+OK postino ready.");
+	ipc_out_init(&o);
+	ipc_put_u32(&o, POLICY_CONNECT);
+	ipc_put_str(&o, s->ip);
+	ipc_put_u32(&o, l->profile);
+	ipc_send(net.store, IMSG_POLICY, s->id, -1, &o);
+	s->wait = W_CONNECT;
 }

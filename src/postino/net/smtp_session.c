@@ -29,6 +29,7 @@
 #include <openssl/ssl.h>
 
 #include "addr.h"
+#include "clamd_reply.h"
 #include "compat.h"
 #include "fsio.h"
 #include "ipmatch.h"
@@ -287,6 +288,7 @@ session_free(struct smtp_session *s)
 	if (s->spool_fd != -1)
 		close(s->spool_fd);
 	ipc_out_init(&o);
+	ipc_put_u32(&o, s->errors);
 	ipc_send(net.store, IMSG_SESSION_END, s->id, -1, &o);
 	sasl_server_free(&s->sasl);
 	if (s->fcrdns != NULL) {
@@ -353,7 +355,10 @@ session_close(struct smtp_session *s, const char *reason)
 	slog(s, LOGL_INFO, "event=disconnect reason=%s", reason);
 	s->closing = true;
 	session_enter_state(s, S_QUIT);
-	bufferevent_disable(s->bev, EV_READ);
+	/* Under implicit TLS a refusal at connect goes out once the
+	 * handshake is done, and the handshake needs to read. */
+	if (!s->tls || s->tls_desc[0] != '\0')
+		bufferevent_disable(s->bev, EV_READ);
 	session_finish(s);
 }
 
@@ -931,8 +936,27 @@ spool_ready(struct smtp_session *s, struct ipc_msg *m)
 	session_timeouts(s);
 }
 
+/* R4.5: clamd found a virus, or could not scan (on_error = tempfail). */
 static void
-committed(struct smtp_session *s, enum commit_status st)
+virus_refused(struct smtp_session *s, enum commit_status st,
+    const char *virus)
+{
+	char	name[CLAMD_NAME_MAX + 1], text[256];
+
+	clamd_text_clean(name, sizeof(name), virus, strlen(virus));
+	if (st == COMMIT_INFECTED)
+		snprintf(text, sizeof(text), "554 5.7.1 Message rejected: "
+		    "virus found: %s", name);
+	else
+		snprintf(text, sizeof(text), "451 4.7.1 Virus scan failed, "
+		    "try again later");
+	slog(s, LOGL_INFO, "event=refused qid=%s reply=\"%s\"", s->qid, text);
+	reply(s, "%s", text);
+	s->qid[0] = '\0';	/* store removed it */
+}
+
+static void
+committed(struct smtp_session *s, enum commit_status st, const char *virus)
 {
 	char	esc[ADDR_PATH_MAX * 4];
 
@@ -958,6 +982,10 @@ committed(struct smtp_session *s, enum commit_status st)
 	case COMMIT_TEMPFAIL:
 		reply(s, "451 4.3.0 Error: local error in processing");
 		s->qid[0] = '\0';
+		break;
+	case COMMIT_INFECTED:
+	case COMMIT_SCANFAIL:
+		virus_refused(s, st, virus);
 		break;
 	default:
 		fatalx("smtp: store sent commit status %d", (int)st);
@@ -1456,9 +1484,12 @@ store_reply(void *arg, struct ipc_msg *m)
 		auth_verified(s, m);
 	} else if (m->type == IMSG_SPOOL_COMMITTED && w == W_COMMIT) {
 		uint32_t r = ipc_get_u32(m);
+		const char *virus = ipc_get_str(m);
 
 		ipc_end(m);
-		committed(s, (enum commit_status)r);
+		if (virus == NULL)
+			fatalx("net: null virus name from store");
+		committed(s, (enum commit_status)r, virus);
 	} else {
 		fatalx("net: store sent message %u in wait state %d",
 		    m->type, (int)w);

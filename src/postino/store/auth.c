@@ -18,6 +18,8 @@
 
 #include "auth.h"
 #include "compat.h"
+#include "conf.h"
+#include "intrusion.h"
 #include "db.h"
 #include "ipc.h"
 #include "log.h"
@@ -27,7 +29,6 @@
 #include "xalloc.h"
 
 #define SESS_BUCKETS	1024
-#define FAILS_MAX	65536	/* addresses tracked; more are not counted */
 
 struct auth_sess {
 	struct auth_sess	*next;
@@ -35,16 +36,9 @@ struct auth_sess {
 	char			 user[DB_SECRET_MAX];
 };
 
-/* Failed AUTH attempts per client address (R4.4 will act on them). */
-struct auth_fails {
-	struct auth_fails	*next;
-	char			 ip[64];
-	unsigned int		 count;
-};
-
 static struct {
-	struct auth_fails	*fails[SESS_BUCKETS];
-	unsigned int		 nfails;	/* bounded by FAILS_MAX */
+	struct intrusion	*intrusion;
+	unsigned int		 max_failures;	/* max_auth_failures */
 	struct db		*db;
 	struct pool		*pool;
 	struct ipc		*net;
@@ -70,10 +64,12 @@ struct auth_job {
 };
 
 void
-auth_init(struct db *db, struct pool *pool, struct ipc *net,
-    unsigned int grant_minutes)
+auth_init(const struct conf *conf, struct db *db, struct pool *pool,
+    struct ipc *net, struct intrusion *intrusion)
 {
-	au.grant_minutes = grant_minutes;
+	au.grant_minutes = conf->relay.pop_before_smtp_minutes;
+	au.max_failures = conf->intrusion.max_auth_failures;
+	au.intrusion = intrusion;
 	au.db = db;
 	au.pool = pool;
 	au.net = net;
@@ -140,37 +136,17 @@ sess_find(uint64_t id)
 	return pp;
 }
 
-/* Count a failure from ip (or clear them on success); the new count. */
+/* R4.4: a failure counts toward a block; a success forgets them. */
 static unsigned int
 count_failure(const char *ip, bool ok)
 {
-	struct auth_fails	**pp, *f;
-	unsigned int		 h = 5381;
-	const char		*c;
-
-	for (c = ip; *c != '\0'; c++)
-		h = h * 33 + (unsigned char)*c;
-	for (pp = &au.fails[h % SESS_BUCKETS]; (f = *pp) != NULL;
-	    pp = &f->next)
-		if (strcmp(f->ip, ip) == 0)
-			break;
 	if (ok) {
-		if (f != NULL) {	/* R4.4: success clears the count */
-			*pp = f->next;
-			free(f);
-			au.nfails--;
-		}
+		intrusion_login_ok(au.intrusion, ip);
 		return 0;
 	}
-	if (f == NULL) {
-		if (au.nfails >= FAILS_MAX)
-			return 0;
-		au.nfails++;
-		f = xcalloc(1, sizeof(*f));
-		strlcpy(f->ip, ip, sizeof(f->ip));
-		*pp = f;
-	}
-	return ++f->count;
+	if (intrusion_event(au.intrusion, ip, INTR_AUTH_FAILURE, 1))
+		return au.max_failures;		/* and blocked now */
+	return intrusion_auth_failures(au.intrusion, ip);
 }
 
 /* R6.2: a POP3 login authorizes its client address for a while. */

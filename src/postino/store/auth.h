@@ -8,14 +8,17 @@
 
 #include <stdint.h>
 
+struct conf;
 struct db;
+struct intrusion;
 struct ipc;
 struct ipc_msg;
 struct pool;
 
-/* grant_minutes: how long a POP3 login authorizes its IP (0: never). */
-void	auth_init(struct db *, struct pool *, struct ipc *net,
-	    unsigned int grant_minutes);
+/* Failures count toward intrusion blocks (R4.4); a POP3 login makes a
+ * grant for [relay] pop_before_smtp_minutes. */
+void	auth_init(const struct conf *, struct db *, struct pool *,
+	    struct ipc *net, struct intrusion *);
 /* IMSG_AUTH_VERIFY: answered later with IMSG_AUTH_RESULT. */
 void	auth_verify(struct ipc_msg *);
 /* IMSG_SESSION_END. */

@@ -84,7 +84,7 @@ enum q {
 	Q_ALIAS_DEL, Q_ALIAS_DEL_ALL, Q_REDIRECT_ADD, Q_REDIRECT_DEL,
 	Q_BLOCK_ADD, Q_BLOCK_DEL, Q_POPAUTH_ADD, Q_ACCOUNT_SECRETS,
 	Q_ACCOUNT_CRED, Q_SENDER_OWNED, Q_POPAUTH_GET, Q_DATA_VERSION,
-	Q_REDIRECT_GET,
+	Q_REDIRECT_GET, Q_BLOCK_GET,
 	Q_MAX
 };
 
@@ -124,7 +124,9 @@ static const char *const sqls[Q_MAX] = {
 	[Q_REDIRECT_GET] = "SELECT target, host FROM redirects WHERE domain = ?1",
 	[Q_BLOCK_ADD] = "INSERT OR REPLACE INTO blocks (ip, until, reason) "
 	    "VALUES (?1, ?2, ?3)",
-	[Q_BLOCK_DEL] = "DELETE FROM blocks WHERE ip = ?1",
+	/* the daemon's intrusion_tick deletes it, and logs the unblock */
+	[Q_BLOCK_DEL] = "UPDATE blocks SET until = 0 WHERE ip = ?1 "
+	    "AND until > strftime('%s', 'now')",
 	[Q_POPAUTH_ADD] = "INSERT OR REPLACE INTO popauth (ip, account, "
 	    "until) VALUES (?1, ?2, ?3)",
 	[Q_ACCOUNT_SECRETS] = "UPDATE accounts SET scram_sha256 = ?2, "
@@ -133,6 +135,8 @@ static const char *const sqls[Q_MAX] = {
 	    "target = ?2 UNION ALL SELECT 1 FROM send_as WHERE account = ?2 "
 	    "AND address = ?1",
 	[Q_POPAUTH_GET] = "SELECT account, until FROM popauth WHERE ip = ?1 "
+	    "AND until > strftime('%s', 'now')",
+	[Q_BLOCK_GET] = "SELECT until, reason FROM blocks WHERE ip = ?1 "
 	    "AND until > strftime('%s', 'now')",
 	[Q_DATA_VERSION] = "PRAGMA data_version",
 	[Q_ACCOUNT_CRED] = "SELECT password_hash, enabled, smtp_auth, "
@@ -1023,7 +1027,7 @@ db_block_add(struct db *db, const char *ip, unsigned int minutes,
 {
 	char	i[64], until[32];
 
-	if (fold(i, sizeof(i), ip) == -1)
+	if (ipmatch_canon(ip, i, sizeof(i)) == -1)
 		return fail(err, errlen, "%s is not an IP address", ip);
 	now_str(until, sizeof(until), (long long)minutes * 60);
 	return change(db, Q_BLOCK_ADD, err, errlen, 3, i, until, reason) ==
@@ -1036,12 +1040,33 @@ db_block_del(struct db *db, const char *ip, char *err, size_t errlen)
 	char	i[64];
 	int	r;
 
-	if (fold(i, sizeof(i), ip) == -1)
+	if (ipmatch_canon(ip, i, sizeof(i)) == -1)
 		return fail(err, errlen, "no block for %s", ip);
 	r = change(db, Q_BLOCK_DEL, err, errlen, 1, i, NULL, NULL);
 	if (r == 1)
 		return fail(err, errlen, "no block for %s", i);
 	return r == 0 ? 0 : -1;
+}
+
+int
+db_block_find(struct db *db, const char *ip, long long *until, char *reason,
+    size_t size)
+{
+	sqlite3_stmt	*s;
+	char		 i[64];
+	int		 r;
+
+	if (ipmatch_canon(ip, i, sizeof(i)) == -1)
+		return 0;
+	r = run(db, Q_BLOCK_GET, &s, 1, i);
+	if (r == SQLITE_ROW) {
+		*until = sqlite3_column_int64(s, 0);
+		snprintf(reason, size, "%s", (const char *)
+		    sqlite3_column_text(s, 1));
+	}
+	if (s != NULL)
+		sqlite3_reset(s);
+	return r == SQLITE_ROW ? 1 : r == SQLITE_DONE ? 0 : -1;
 }
 
 int
@@ -1097,17 +1122,16 @@ db_data_version(struct db *db)
 	return v;
 }
 
-int
-db_view(struct db *db, enum db_view v, db_row_fn fn, void *arg, char *err,
+/* Run sql (no parameters) and call fn once per row it returns. */
+static int
+each_row(struct db *db, const char *sql, db_row_fn fn, void *arg, char *err,
     size_t errlen)
 {
 	const char	*cols[8];
 	sqlite3_stmt	*s;
 	int		 i, n, r;
 
-	if ((size_t)v >= sizeof(views) / sizeof(views[0]))
-		return fail(err, errlen, "no such listing");
-	if (sqlite3_prepare_v2(db->h, views[v], -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db->h, sql, -1, &s, NULL) != SQLITE_OK)
 		return dberr(db, err, errlen);
 	n = sqlite3_column_count(s);
 	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1120,6 +1144,24 @@ db_view(struct db *db, enum db_view v, db_row_fn fn, void *arg, char *err,
 	}
 	sqlite3_finalize(s);
 	return r == SQLITE_DONE ? 0 : dberr(db, err, errlen);
+}
+
+int
+db_view(struct db *db, enum db_view v, db_row_fn fn, void *arg, char *err,
+    size_t errlen)
+{
+	if ((size_t)v >= sizeof(views) / sizeof(views[0]))
+		return fail(err, errlen, "no such listing");
+	return each_row(db, views[v], fn, arg, err, errlen);
+}
+
+int
+db_block_expire(struct db *db, db_row_fn fn, void *arg, char *err,
+    size_t errlen)
+{
+	return each_row(db, "DELETE FROM blocks WHERE until <= "
+	    "strftime('%s', 'now') RETURNING ip, until, reason", fn, arg, err,
+	    errlen);
 }
 
 /* Equal strings, in time that depends on the length of b only. */

@@ -122,6 +122,10 @@ int	db_redirect_get(struct db *, const char *domain, char *target,
 int	db_block_add(struct db *, const char *ip, unsigned int minutes,
 	    const char *reason, char *err, size_t);
 int	db_block_del(struct db *, const char *ip, char *err, size_t);
+/* The live block of ip: 1 with its end (unix time) and reason, 0 when
+ * none, -1 on a store error. */
+int	db_block_find(struct db *, const char *ip, long long *until,
+	    char *reason, size_t size);
 
 /* A POP-before-SMTP grant of ip as the account addr (R3.4). */
 int	db_popauth_grant(struct db *, const char *addr, const char *ip,
@@ -148,6 +152,14 @@ enum db_view {
 typedef void	(*db_row_fn)(void *arg, int ncols, const char *const *cols);
 int	db_view(struct db *, enum db_view, db_row_fn fn, void *arg,
 	    char *err, size_t);
+
+/*
+ * Remove the blocks whose time is up or that db_block_del lifted (their
+ * end is then 0), calling fn for each with ip, until, reason.  0, or -1
+ * with err.
+ */
+int	db_block_expire(struct db *, db_row_fn fn, void *arg, char *err,
+	    size_t);
 
 /*
  * Check a password (R2.3, R2.4) against the stored crypt(3) hash

@@ -11,8 +11,12 @@
  */
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "compat.h"
+#include "dnscheck.h"
 #include "explain.h"
+#include "resolve.h"
 
 static void
 trace_line(void *arg, enum policy_stage stage, const char *check,
@@ -25,12 +29,38 @@ trace_line(void *arg, enum policy_stage stage, const char *check,
 	    detail == NULL ? "not reached" : detail);
 }
 
+static void
+looked_up(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/* The DNS facts of the stage, as a live session would wait for them. */
+static void
+lookups(struct policy *p, struct resolver *res, enum policy_stage stage,
+    struct policy_session *s, const char *path)
+{
+	struct dnscheck	*c;
+	bool		 done = false;
+
+	if ((c = dnscheck_start(res, p, stage, s, path, looked_up,
+	    &done)) == NULL)
+		return;
+	while (!done && event_base_loop(resolver_base(res), EVLOOP_ONCE) == 0)
+		;
+	if (!done)
+		dnscheck_cancel(&c);
+}
+
 static bool
-step(struct policy *p, enum policy_stage stage, struct policy_session *s,
-    const char *path, struct policy_result *res, FILE *f)
+step(struct policy *p, const struct explain_req *q, enum policy_stage stage,
+    struct policy_session *s, const char *path, struct policy_result *res,
+    FILE *f)
 {
 	struct policy_input	in = { path, false };
 
+	if (q->resolver != NULL)
+		lookups(p, q->resolver, stage, s, path);
 	policy_run(p, stage, s, path != NULL ? &in : NULL, res, trace_line, f);
 	fprintf(f, "%-8s => %s\n", policy_stage_name(stage), res->reply);
 	return res->action == POLICY_ACCEPT;
@@ -44,14 +74,14 @@ explain(struct policy *p, const struct explain_req *q, FILE *f)
 	size_t			i;
 
 	policy_session_init(&s, q->ip, q->profile);
-	if (step(p, POLICY_CONNECT, &s, NULL, &res, f)) {
+	if (step(p, q, POLICY_CONNECT, &s, NULL, &res, f)) {
 		strlcpy(s.helo, q->helo ? q->helo : "explain.invalid",
 		    sizeof(s.helo));
 		if (q->auth != NULL)
 			strlcpy(s.auth, q->auth, sizeof(s.auth));
-		if (step(p, POLICY_MAIL, &s, q->from, &res, f))
+		if (step(p, q, POLICY_MAIL, &s, q->from, &res, f))
 			for (i = 0; i < q->nto; i++)
-				step(p, POLICY_RCPT, &s, q->to[i], &res, f);
+				step(p, q, POLICY_RCPT, &s, q->to[i], &res, f);
 	}
 	fprintf(f, "final: %s\n", res.reply);
 	policy_session_clear(&s);

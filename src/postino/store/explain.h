@@ -12,6 +12,8 @@
 #include "conf.h"
 #include "policy.h"
 
+struct resolver;
+
 #define EXPLAIN_RCPTS_MAX	100
 
 struct explain_req {
@@ -22,6 +24,8 @@ struct explain_req {
 	const char		*from;		/* "" for the null sender */
 	const char		*to[EXPLAIN_RCPTS_MAX];
 	size_t			 nto;
+	/* the DNS a live session asks (DNSBL, sender domain); NULL: none */
+	struct resolver		*resolver;
 };
 
 /*

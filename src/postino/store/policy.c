@@ -13,6 +13,7 @@
 #include "addr.h"
 #include "compat.h"
 #include "db.h"
+#include "intrusion.h"
 #include "iptable.h"
 #include "ipmatch.h"
 #include "log.h"
@@ -56,11 +57,14 @@ struct policy {
 	time_t			 due;		/* next name to look up */
 	struct iptable		 devices;
 	struct bypass		 local_sender, auth_mismatch;
+	struct iptable		 never_blocked;	/* [intrusion] bypass */
+	struct intrusion	*intrusion;	/* rate counters; NULL in explain */
 };
 
 /* One run of a stage: what the checks share. */
 struct run {
 	struct policy		*p;
+	enum policy_stage	 stage;
 	struct policy_session	*s;
 	struct policy_result	*res;
 	char			 detail[POLICY_DETAIL_MAX];
@@ -79,9 +83,11 @@ struct run {
 
 typedef enum policy_action check_fn(struct run *);
 
-static check_fn	check_devices, check_submission_auth, check_authorized,
-		check_sender, check_max_recipients, check_recipient_form,
-		check_local_sender, check_auth_sender, check_relay,
+static check_fn	check_blocked, check_dnsbl, check_devices,
+		check_submission_auth, check_authorized, check_sender,
+		check_sender_domain, check_rate_messages,
+		check_max_recipients, check_recipient_form, check_local_sender,
+		check_auth_sender, check_rate_recipients, check_relay,
 		check_recipient;
 
 static const struct check {
@@ -89,14 +95,20 @@ static const struct check {
 	enum policy_stage	 stage;
 	check_fn		*fn;
 } checks[] = {
+	{ "blocked",		POLICY_CONNECT,	check_blocked },
+	{ "dnsbl",		POLICY_CONNECT,	check_dnsbl },
 	{ "devices",		POLICY_CONNECT,	check_devices },
 	{ "submission-auth",	POLICY_MAIL,	check_submission_auth },
 	{ "authorized",		POLICY_MAIL,	check_authorized },
 	{ "sender",		POLICY_MAIL,	check_sender },
+	{ "sender-domain",	POLICY_MAIL,	check_sender_domain },
+	{ "rate-messages",	POLICY_MAIL,	check_rate_messages },
 	{ "max-recipients",	POLICY_RCPT,	check_max_recipients },
 	{ "recipient-form",	POLICY_RCPT,	check_recipient_form },
 	{ "local-sender",	POLICY_RCPT,	check_local_sender },
 	{ "auth-sender",	POLICY_RCPT,	check_auth_sender },
+	{ "rate-recipients",	POLICY_RCPT,	check_rate_recipients },
+	{ "dnsbl",		POLICY_RCPT,	check_dnsbl },
 	{ "relay",		POLICY_RCPT,	check_relay },
 	{ "recipient",		POLICY_RCPT,	check_recipient },
 };
@@ -421,6 +433,7 @@ struct policy *
 policy_new(const struct conf *conf, struct db *db)
 {
 	struct policy	*p = xcalloc(1, sizeof(*p));
+	size_t		 i;
 
 	p->conf = conf;
 	p->db = db;
@@ -429,7 +442,40 @@ policy_new(const struct conf *conf, struct db *db)
 	iptable_init(&p->devices);
 	iptable_init(&p->local_sender.ips);
 	iptable_init(&p->auth_mismatch.ips);
+	iptable_init(&p->never_blocked);
+	for (i = 0; i < conf->intrusion.bypass.n; i++)
+		if (iptable_add_entry(&p->never_blocked,
+		    conf->intrusion.bypass.v[i]) == -1)
+			log_warn("policy event=bad-entry key=bypass entry=\"%s\"",
+			    conf->intrusion.bypass.v[i]);
+	iptable_build(&p->never_blocked);
 	return p;
+}
+
+const struct conf *
+policy_conf(const struct policy *p)
+{
+	return p->conf;
+}
+
+int
+policy_domain_local(const struct policy *p, const char *domain)
+{
+	return db_domain_local(p->db, domain);
+}
+
+void
+policy_set_intrusion(struct policy *p, struct intrusion *in)
+{
+	p->intrusion = in;
+}
+
+bool
+policy_never_blocked(const struct policy *p, const uint8_t ip16[16])
+{
+	return iptable_lookup(&p->never_blocked, ip16) != NULL ||
+	    iptable_lookup(&p->trusted, ip16) != NULL ||
+	    iptable_lookup(&p->trusted_names, ip16) != NULL;
 }
 
 void
@@ -442,6 +488,7 @@ policy_free(struct policy *p)
 	iptable_clear(&p->devices);
 	bypass_clear(&p->local_sender);
 	bypass_clear(&p->auth_mismatch);
+	iptable_clear(&p->never_blocked);
 	free(p->hosts);
 	free(p);
 }
@@ -502,6 +549,83 @@ device_entry(const struct run *r)
 {
 	return r->s->ip_ok ? iptable_lookup(&r->p->devices, r->s->ip16) :
 	    NULL;
+}
+
+/* R4.4: a blocked address is refused at once, on every listener. */
+static enum policy_action
+check_blocked(struct run *r)
+{
+	char		 reason[64];
+	long long	 end;
+	int		 b;
+
+	if (!r->s->ip_ok) {
+		detail(r, "no address");
+		return POLICY_DUNNO;
+	}
+	if (policy_never_blocked(r->p, r->s->ip16)) {
+		detail(r, "%s is never blocked (trusted or [intrusion] bypass)",
+		    r->s->ip);
+		return POLICY_DUNNO;
+	}
+	if ((b = db_block_find(r->p->db, r->s->ip, &end, reason,
+	    sizeof(reason))) == -1)
+		return store_error(r);
+	if (b == 0) {
+		detail(r, "%s is not blocked", r->s->ip);
+		return POLICY_DUNNO;
+	}
+	(void)end;		/* "postino-admin block list" shows it */
+	detail(r, "%s is blocked (%s); \"postino-admin block del\" lifts it",
+	    r->s->ip, reason);
+	if (r->s->profile == PROFILE_POP3 || r->s->profile == PROFILE_POP3S)
+		return reply(r, POLICY_REJECT, "-ERR [SYS/TEMP] Client host "
+		    "[%s] blocked, try again later.", r->s->ip);
+	return reply(r, POLICY_REJECT, "421 4.7.0 Client host [%s] blocked, "
+	    "try again later", r->s->ip);
+}
+
+/*
+ * R4.1: a client a DNSBL lists (dnscheck.h looked it up at connect):
+ * refused at once with dnsbl_close, else at each RCPT unless the
+ * session is authorized.  Reply as Postfix words it.
+ */
+static enum policy_action
+check_dnsbl(struct run *r)
+{
+	const struct policy_session	*s = r->s;
+	const struct conf		*c = r->p->conf;
+
+	if (c->antispam.dnsbl.n == 0) {
+		detail(r, "no [antispam] dnsbl zones");
+		return POLICY_DUNNO;
+	}
+	if (!s->dnsbl_checked) {
+		detail(r, "not looked up: %s",
+		    s->profile != PROFILE_MX ? "not the mx listener" :
+		    s->ip_ok && policy_never_blocked(r->p, s->ip16) ?
+		    "trusted or bypassed" : "no DNS here");
+		return POLICY_DUNNO;
+	}
+	if (s->dnsbl_zone[0] == '\0') {
+		detail(r, "%s listed by none of %zu zones", s->ip,
+		    c->antispam.dnsbl.n);
+		return POLICY_DUNNO;
+	}
+	if (r->stage == POLICY_CONNECT && !c->antispam.dnsbl_close) {
+		detail(r, "%s listed by %s (%s): refused at RCPT", s->ip,
+		    s->dnsbl_zone, s->dnsbl_code);
+		return POLICY_DUNNO;
+	}
+	if (r->stage == POLICY_RCPT && s->authz != AUTHZ_NONE) {
+		detail(r, "%s listed by %s, but the session is authorized",
+		    s->ip, s->dnsbl_zone);
+		return POLICY_DUNNO;
+	}
+	detail(r, "%s listed by %s (%s)", s->ip, s->dnsbl_zone, s->dnsbl_code);
+	return reply(r, POLICY_REJECT, "554 5.7.1 Service unavailable; Client "
+	    "host [%s] blocked using %s%s%s", s->ip, s->dnsbl_zone,
+	    s->dnsbl_text[0] != '\0' ? "; " : "", s->dnsbl_text);
 }
 
 /* R3.9: the devices listener serves registered addresses only. */
@@ -624,7 +748,121 @@ check_sender(struct run *r)
 	return POLICY_DUNNO;
 }
 
+/* R4.2: a remote sender's domain must exist (dnscheck.h looked). */
+static enum policy_action
+check_sender_domain(struct run *r)
+{
+	const struct policy_session	*s = r->s;
+
+	if (!r->p->conf->antispam.reject_unknown_sender_domain) {
+		detail(r, "off");
+		return POLICY_DUNNO;
+	}
+	if (s->sender[0] == '\0' || s->sender_local) {
+		detail(r, s->sender[0] == '\0' ? "null sender <>" :
+		    "local domain");
+		return POLICY_DUNNO;
+	}
+	if (s->authz != AUTHZ_NONE) {
+		detail(r, "session authorized");
+		return POLICY_DUNNO;
+	}
+	if (s->sender_dns == SENDER_DNS_UNKNOWN ||
+	    strcasecmp(s->sender_dns_domain, s->sender_domain) != 0) {
+		detail(r, "%s not looked up (no DNS here, or not a host name)",
+		    s->sender_domain);
+		return POLICY_DUNNO;
+	}
+	switch (s->sender_dns) {
+	case SENDER_DNS_OK:
+		detail(r, "%s has an MX or an address", s->sender_domain);
+		return POLICY_DUNNO;
+	case SENDER_DNS_NONE:
+		detail(r, "%s: no such domain, or no MX, A or AAAA",
+		    s->sender_domain);
+		return reply(r, POLICY_REJECT, "550 5.1.8 <%s>: Sender "
+		    "address rejected: Domain not found", s->sender_given);
+	case SENDER_DNS_NULL_MX:
+		detail(r, "%s has a null MX", s->sender_domain);
+		return reply(r, POLICY_REJECT, "550 5.7.27 <%s>: Sender "
+		    "address rejected: Domain does not accept mail (null MX)",
+		    s->sender_given);
+	case SENDER_DNS_TEMPFAIL:
+		detail(r, "%s: no answer from the DNS in time",
+		    s->sender_domain);
+		return reply(r, POLICY_TEMPFAIL, "451 4.4.3 <%s>: Sender "
+		    "address rejected: Domain lookup failed, try again later",
+		    s->sender_given);
+	default:
+		panic("policy: sender_dns %d", (int)s->sender_dns);
+	}
+}
+
+/*
+ * R4.6: messages and recipients of the last hour, of the account (AUTH,
+ * or the account of a POP-before-SMTP grant) and of the address (not of
+ * a trusted or bypassed one).  pending: what this transaction adds.
+ */
+static enum policy_action
+check_rate(struct run *r, enum intrusion_rate what, unsigned int pending)
+{
+	const struct conf	*c = r->p->conf;
+	const struct policy_session *s = r->s;
+	const char		*noun = what == RATE_MESSAGES ? "Message" :
+				    "Recipient";
+	const char		*acct = s->auth[0] != '\0' ? s->auth :
+				    s->authz == AUTHZ_GRANT && s->identity[0] ?
+				    s->identity : NULL;
+	unsigned int		 amax, imax, n = 0;
+
+	amax = what == RATE_MESSAGES ? c->ratelimit.messages_per_account :
+	    c->ratelimit.recipients_per_account;
+	imax = what == RATE_MESSAGES ? c->ratelimit.messages_per_ip :
+	    c->ratelimit.recipients_per_ip;
+	if (acct == NULL)
+		amax = 0;
+	if (s->ip_ok && policy_never_blocked(r->p, s->ip16))
+		imax = 0;
+	if (amax == 0 && imax == 0) {
+		detail(r, "no limit applies");
+		return POLICY_DUNNO;
+	}
+	if (r->p->intrusion == NULL) {
+		detail(r, "counted by the running daemon only");
+		return POLICY_DUNNO;
+	}
+	if (amax != 0 && (n = intrusion_rate_account(r->p->intrusion, acct,
+	    what)) + pending >= amax) {
+		detail(r, "%s: %u in the last hour, at most %u", acct, n, amax);
+		return reply(r, POLICY_TEMPFAIL, "%s %s rate limit of %u an "
+		    "hour reached for %s", what == RATE_MESSAGES ?
+		    "451 4.7.1" : "452 4.5.3", noun, amax, acct);
+	}
+	if (imax != 0 && (n = intrusion_rate_ip(r->p->intrusion, s->ip,
+	    what)) + pending >= imax) {
+		detail(r, "[%s]: %u in the last hour, at most %u", s->ip, n,
+		    imax);
+		return reply(r, POLICY_TEMPFAIL, "%s %s rate limit of %u an "
+		    "hour reached for [%s]", what == RATE_MESSAGES ?
+		    "451 4.7.1" : "452 4.5.3", noun, imax, s->ip);
+	}
+	detail(r, "under the limits");
+	return POLICY_DUNNO;
+}
+
+static enum policy_action
+check_rate_messages(struct run *r)
+{
+	return check_rate(r, RATE_MESSAGES, 0);
+}
+
 /* RCPT --------------------------------------------------------------- */
+
+static enum policy_action
+check_rate_recipients(struct run *r)
+{
+	return check_rate(r, RATE_RECIPIENTS, (unsigned int)r->s->naccepted);
+}
 
 /* R3.10 */
 static enum policy_action
@@ -945,6 +1183,7 @@ policy_run(struct policy *p, enum policy_stage stage,
 	memset(&r, 0, sizeof(r));
 	memset(res, 0, sizeof(*res));
 	r.p = p;
+	r.stage = stage;
 	r.s = s;
 	r.res = res;
 	res->check = "";

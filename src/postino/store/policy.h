@@ -25,6 +25,7 @@
 #include "conf.h"
 
 struct db;
+struct intrusion;
 struct policy;
 struct resolver;
 
@@ -56,6 +57,15 @@ struct policy_rcpt {
 	bool	relay;
 };
 
+/* Whether a sender's domain exists (R4.2), as dnscheck.h found. */
+enum sender_dns {
+	SENDER_DNS_UNKNOWN,	/* not looked up */
+	SENDER_DNS_OK,		/* an MX, or an A or AAAA */
+	SENDER_DNS_NONE,	/* NXDOMAIN, or neither MX nor address */
+	SENDER_DNS_NULL_MX,	/* a null MX: takes no mail (RFC 7505) */
+	SENDER_DNS_TEMPFAIL	/* no answer in time */
+};
+
 /* What the engine knows of one session; the caller fills the top. */
 struct policy_session {
 	char			 ip[64];		/* canonical text */
@@ -78,6 +88,14 @@ struct policy_session {
 	struct policy_rcpt	*rcpts;		/* each accepted once */
 	size_t			 nrcpt;
 	size_t			 naccepted;	/* RCPTs accepted (R3.10) */
+
+	/* DNS facts (dnscheck.h), gathered before the stage that reads them */
+	bool			 dnsbl_checked;
+	char			 dnsbl_zone[ADDR_DOMAIN_MAX + 1]; /* "": none */
+	char			 dnsbl_code[16];	/* 127.0.0.2 */
+	char			 dnsbl_text[256];	/* its TXT, cleaned */
+	char			 sender_dns_domain[ADDR_DOMAIN_MAX + 1];
+	enum sender_dns		 sender_dns;
 };
 
 /* MAIL and RCPT: the path as the client wrote it, between < and >. */
@@ -101,6 +119,19 @@ typedef void	policy_trace_fn(void *arg, enum policy_stage,
 
 struct policy	*policy_new(const struct conf *, struct db *);
 void		 policy_free(struct policy *);
+
+const struct conf	*policy_conf(const struct policy *);
+
+/* Is domain one of ours?  1, 0, or -1 on a store error. */
+int	policy_domain_local(const struct policy *, const char *domain);
+
+/* The rate counters of the running daemon (R4.6); without them (explain)
+ * the rate checks say DUNNO. */
+void	policy_set_intrusion(struct policy *, struct intrusion *);
+
+/* Trusted (R3.5) or in the [intrusion] bypass list: never blocked nor
+ * rate-limited by address (R4.4). */
+bool	policy_never_blocked(const struct policy *, const uint8_t ip16[16]);
 
 /*
  * Read the administrator's lists again if the database changed since

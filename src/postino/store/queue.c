@@ -151,6 +151,17 @@ queue_spool_open(struct queue *q, char qid[QID_LEN + 1], int *fd_r)
 	return 0;
 }
 
+int
+queue_spool_dup(struct queue *q, const char *qid)
+{
+	struct spool	*sp;
+
+	if (!qid_valid(qid) || (sp = spool_find(q, qid, NULL)) == NULL ||
+	    sp->committing)
+		return -1;
+	return fcntl(sp->fd, F_DUPFD_CLOEXEC, 0);
+}
+
 void
 queue_spool_abort(struct queue *q, const char *qid)
 {

@@ -34,6 +34,13 @@ struct queue	*queue_open(struct event_base *, struct pool *,
  */
 int	queue_spool_open(struct queue *, char qid[QID_LEN + 1], int *fd_r);
 
+/*
+ * A read-only use of incoming message qid, not yet committing: a new
+ * descriptor of its file (close it), which stays valid if the message
+ * is aborted meanwhile.  -1 for an unknown id.
+ */
+int	queue_spool_dup(struct queue *, const char *qid);
+
 /* Forget and remove an incoming message (the client gave up, or the
  * message was refused at the end of data).  Unknown ids are ignored. */
 void	queue_spool_abort(struct queue *, const char *qid);

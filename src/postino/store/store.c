@@ -18,10 +18,13 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "antivirus.h"
 #include "auth.h"
 #include "compat.h"
 #include "control.h"
 #include "db.h"
+#include "dnscheck.h"
+#include "intrusion.h"
 #include "ipc.h"
 #include "log.h"
 #include "pool.h"
@@ -42,26 +45,18 @@ static struct {
 	struct ipc		*net;
 	struct db		*db;
 	struct queue		*queue;
+	struct antivirus	*av;
 	struct sched		*sched;
 	struct pool		*pool;
 	struct policy		*policy;
 	struct resolver		*resolver;
 	struct event		*resolve_tick;
+	struct intrusion	*intrusion;
 } st;
 
 struct commit_ctx {
 	uint64_t	session;
 };
-
-static void
-reply_u32(uint32_t type, uint64_t id, uint32_t v)
-{
-	struct ipc_out	o;
-
-	ipc_out_init(&o);
-	ipc_put_u32(&o, v);
-	ipc_send(st.net, type, id, -1, &o);
-}
 
 /* --- sessions --------------------------------------------------------- */
 
@@ -72,6 +67,11 @@ struct sess {
 	struct sess		*next;
 	uint64_t		 id;
 	struct policy_session	 ps;
+	/* a request waiting for its DNS facts (dnscheck.h) */
+	struct dnscheck		*dc;
+	enum policy_stage	 stage;
+	char			 path[ADDR_PATH_MAX + 1];
+	bool			 utf8;
 };
 
 static struct sess	*sessions[SESS_BUCKETS];
@@ -102,6 +102,7 @@ sess_end(uint64_t id)
 	if (x == NULL)
 		return;
 	*sp = x->next;
+	dnscheck_cancel(&x->dc);
 	policy_session_clear(&x->ps);
 	free(x);
 }
@@ -119,11 +120,35 @@ policy_reply(uint64_t id, const struct policy_result *r)
 	ipc_send(st.net, IMSG_POLICY_RESULT, id, -1, &o);
 }
 
+/* Run a stage of the policy engine for session x and answer net. */
+static void
+decide(struct sess *x, enum policy_stage stage, const struct policy_input *in)
+{
+	struct policy_result	res;
+
+	policy_run(st.policy, stage, &x->ps, in, &res, NULL, NULL);
+	if (res.action == POLICY_REJECT && strcmp(res.check, "recipient") == 0)
+		intrusion_event(st.intrusion, x->ps.ip, INTR_UNKNOWN_RCPT, 1);
+	policy_reply(x->id, &res);
+	/* a host name the reload just found is looked up now */
+	if (stage != POLICY_RCPT)
+		policy_resolve(st.policy, st.resolver);
+}
+
+static void
+dns_done(void *arg)
+{
+	struct sess		*x = arg;
+	struct policy_input	 in = { x->path, x->utf8 };
+
+	x->dc = NULL;
+	decide(x, x->stage, x->stage == POLICY_MAIL ? &in : NULL);
+}
+
 static void
 do_policy(struct ipc_msg *m)
 {
 	struct policy_input	 in = { NULL, false };
-	struct policy_result	 res;
 	struct sess		*x, **sp;
 	const char		*ip, *helo;
 	uint32_t		 stage, profile;
@@ -142,6 +167,7 @@ do_policy(struct ipc_msg *m)
 		x->id = m->id;
 		policy_session_init(&x->ps, ip, profile);
 		*sp = x;
+		intrusion_event(st.intrusion, ip, INTR_CONNECTION, 1);
 	} else if (stage == POLICY_MAIL || stage == POLICY_RCPT) {
 		if ((x = sess_find(m->id)) == NULL)
 			fatalx("store: policy request for unknown session");
@@ -161,14 +187,24 @@ do_policy(struct ipc_msg *m)
 			fatalx("store: null path from net");
 	} else
 		fatalx("store: policy stage %u from net", stage);
+	if (x->dc != NULL)
+		fatalx("store: policy request while one waits for the DNS");
 	snprintf(x->ps.auth, sizeof(x->ps.auth), "%s",
 	    auth_session_user(m->id) ? auth_session_user(m->id) : "");
-	policy_run(st.policy, stage, &x->ps, in.path ? &in : NULL, &res,
-	    NULL, NULL);
-	policy_reply(m->id, &res);
-	/* a host name the reload just found is looked up now */
+	/* DNSBL at connect, the sender's domain at MAIL: the answer waits
+	 * for them (the path, inside m, is kept meanwhile); whom they skip
+	 * (trusted hosts) is as the administrator left it just now */
 	if (stage != POLICY_RCPT)
-		policy_resolve(st.policy, st.resolver);
+		policy_reload(st.policy, false);
+	if ((in.path == NULL || strlen(in.path) < sizeof(x->path)) &&
+	    (x->dc = dnscheck_start(st.resolver, st.policy, stage, &x->ps,
+	    in.path, dns_done, x)) != NULL) {
+		x->stage = stage;
+		strlcpy(x->path, in.path ? in.path : "", sizeof(x->path));
+		x->utf8 = in.utf8;
+		return;
+	}
+	decide(x, stage, in.path ? &in : NULL);
 }
 
 static void
@@ -193,13 +229,25 @@ do_spool_open(struct ipc_msg *m)
 	ipc_send(st.net, IMSG_SPOOL_FD, m->id, fd, &o);
 }
 
+/* IMSG_SPOOL_COMMITTED; virus: the name for COMMIT_INFECTED, or NULL. */
 static void
-commit_cb(void *arg, enum commit_status status)
+commit_reply(uint64_t id, enum commit_status status, const char *virus)
+{
+	struct ipc_out	o;
+
+	ipc_out_init(&o);
+	ipc_put_u32(&o, status);
+	ipc_put_str(&o, virus != NULL ? virus : "");
+	ipc_send(st.net, IMSG_SPOOL_COMMITTED, id, -1, &o);
+}
+
+static void
+commit_cb(void *arg, enum commit_status status, const char *virus)
 {
 	struct commit_ctx	*c = arg;
 
 	if (st.net != NULL)
-		reply_u32(IMSG_SPOOL_COMMITTED, c->session, status);
+		commit_reply(c->session, status, virus);
 	free(c);
 }
 
@@ -281,6 +329,17 @@ store_envelope_add(struct envelope *env, const struct mailaddr *a,
 	return r;
 }
 
+/* R4.4, R4.6: what a session sends counts toward its limits. */
+static void
+count_message(const struct policy_session *ps, unsigned int nrcpt)
+{
+	const char	*acct = ps->auth[0] != '\0' ? ps->auth :
+			    ps->authz == AUTHZ_GRANT ? ps->identity : NULL;
+
+	intrusion_rate_add(st.intrusion, ps->ip, acct, 1, nrcpt);
+	intrusion_event(st.intrusion, ps->ip, INTR_MESSAGE, 1);
+}
+
 static void
 do_spool_commit(struct ipc_msg *m)
 {
@@ -318,13 +377,15 @@ do_spool_commit(struct ipc_msg *m)
 	if (bad || n == 0) {
 		envelope_clear(&env);
 		queue_spool_abort(st.queue, env.qid);
-		reply_u32(IMSG_SPOOL_COMMITTED, m->id, COMMIT_TEMPFAIL);
+		commit_reply(m->id, COMMIT_TEMPFAIL, NULL);
 		return;
 	}
 	envelope_dedupe(&env);
+	count_message(&x->ps, n);
 	c = xcalloc(1, sizeof(*c));
 	c->session = m->id;
-	queue_spool_commit(st.queue, &env, commit_cb, c);
+	/* R4.5: clamd scans it first, when [antivirus] clamd is set */
+	antivirus_spool_commit(st.av, &env, commit_cb, c);
 }
 
 static void
@@ -341,6 +402,19 @@ static void
 queue_added(void *arg, const char *qid)
 {
 	sched_add(st.sched, qid);
+}
+
+/* IMSG_SESSION_END: the refused commands count toward a block. */
+static void
+session_end(struct ipc_msg *m)
+{
+	struct sess	*x = sess_find(m->id);
+	uint32_t	 errors = ipc_get_u32(m);
+
+	ipc_end(m);
+	if (x != NULL && errors > 0)
+		intrusion_event(st.intrusion, x->ps.ip, INTR_PROTOCOL_ERROR,
+		    errors);
 }
 
 static void
@@ -369,7 +443,7 @@ net_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 		auth_verify(m);
 		break;
 	case IMSG_SESSION_END:
-		ipc_end(m);
+		session_end(m);
 		pop3_session_end(m->id);
 		auth_session_end(m->id);
 		sess_end(m->id);
@@ -403,6 +477,7 @@ resolve_tick(evutil_socket_t fd, short ev, void *arg)
 
 	policy_reload(st.policy, false);
 	policy_resolve(st.policy, st.resolver);
+	intrusion_tick(st.intrusion);
 	evtimer_add(st.resolve_tick, &tv);
 }
 
@@ -414,6 +489,8 @@ policy_start(struct conf *conf)
 	st.policy = policy_new(conf, st.db);
 	if (policy_reload(st.policy, true) == -1)
 		fatalx("store: cannot read the policy lists");
+	st.intrusion = intrusion_new(conf, st.db, st.policy);
+	policy_set_intrusion(st.policy, st.intrusion);
 	if ((st.resolver = resolver_new(st.base, conf->dns.servers.v,
 	    conf->dns.servers.n, err,
 	    sizeof(err))) == NULL)
@@ -455,14 +532,15 @@ store_main(struct conf *conf)
 	st.base = event_base_new();
 	st.pool = pool_new(st.base, conf->workers);
 	st.queue = queue_open(st.base, st.pool, conf);
+	st.av = antivirus_new(st.pool, st.queue, conf);
 	st.net = ipc_new(st.base, ROLE_FD_PEER, "net", net_dispatch, NULL);
 	st.sched = sched_new(st.base, st.pool, conf, st.queue, st.net, st.db);
 	queue_set_added(st.queue, queue_added, NULL);
 	control_start(st.base, st.sched);
 	pickup_start(st.base, st.queue, conf);
-	auth_init(st.db, st.pool, st.net, conf->relay.pop_before_smtp_minutes);
-	pop3_init(conf, st.pool, st.net);
 	policy_start(conf);
+	auth_init(conf, st.db, st.pool, st.net, st.intrusion);
+	pop3_init(conf, st.pool, st.net);
 	sigterm = evsignal_new(st.base, SIGTERM, on_signal, NULL);
 	sigint = evsignal_new(st.base, SIGINT, on_signal, NULL);
 	evsignal_add(sigterm, NULL);
