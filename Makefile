@@ -85,11 +85,17 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(TEST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# The SPF checker against zone data in memory, for the conformance
+# suites (tests/e2e/test_spf_suite.py); linked like a unit test.
+$(B)/tests/spf_driver: $(B)/obj/tests/spf/spf_driver.o $(TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 unit: $(UNITS)
 	@mkdir -p $(B); sh tests/unit/run.sh $(UNITS) 2>&1 | tee $(B)/unit.log; \
 	    exit $${PIPESTATUS[0]}
 
-e2e: $(BINS)
+e2e: $(BINS) $(B)/tests/spf_driver
 	@POSTINO_BUILD=$(B) /usr/bin/python3 -m pytest -q -p no:cacheprovider \
 	    tests/e2e 2>&1 | tee $(B)/e2e.log; \
 	    exit $${PIPESTATUS[0]}
