@@ -19,7 +19,9 @@ enum imsg_type {
 	IMSG_POLICY = 1,
 	/*
 	 * store -> net: u32 enum policy_action (never DUNNO), u32 relay,
-	 * str the check that decided ("" if none), str the reply
+	 * str the check that decided ("" if none), str the reply, str a
+	 * trace header field to put in front of the message, CRLF
+	 * included (MAIL: Received-SPF), or ""
 	 */
 	IMSG_POLICY_RESULT,
 	/* net -> store: (nothing) */

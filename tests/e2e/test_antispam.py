@@ -1,5 +1,5 @@
 """
-DNSBL (R4.1) and unknown sender domains (R4.2) against a real dnsmasq
+DNSBL (R4.1), unknown sender domains (R4.2) and SPF (R4.3) against a real dnsmasq
 on a loopback port: exact replies for a listed client (closed at once,
 or refused at RCPT), an unlisted one, a trusted one (never checked), an
 authenticated session, a DNS server that never answers (bounded by
@@ -37,8 +37,18 @@ def dns():
                        # a wildcard-happy zone answering outside 127/8
                        "6.0.0.127.bl2.test": ["192.0.2.1"],
                        "mx.good.test": ["192.0.2.25"],
-                       "addr.test": ["192.0.2.26"]},
-                txt={"5.0.0.127.bl.test": REASON},
+                       "addr.test": ["192.0.2.26"],
+                       "pass.test": ["192.0.2.30"], "fail.test": ["192.0.2.31"],
+                       "soft.test": ["192.0.2.32"], "exp.test": ["192.0.2.33"],
+                       "temp.test": ["192.0.2.34"], "perm.test": ["192.0.2.35"]},
+                txt={"5.0.0.127.bl.test": REASON,
+                     "pass.test": "v=spf1 ip4:127.0.0.0/24 -all",
+                     "fail.test": "v=spf1 ip4:192.0.2.0/24 -all",
+                     "soft.test": "v=spf1 ~all",
+                     "exp.test": "v=spf1 -all exp=why.exp.test",
+                     "why.exp.test": "%{i} is not one of %{d}'s hosts",
+                     "temp.test": "v=spf1 include:example.net -all",
+                     "perm.test": "v=spf1 ip4:127.0.0.300 -all"},
                 mx={"good.test": [(10, "mx.good.test")],
                     "nullmx.test": [(0, ".")]})
     d.start()
@@ -46,11 +56,12 @@ def dns():
     d.stop()
 
 
-def server(make_server, dns, dnsbl_close="yes", dns_server=None, timeout=5):
+def server(make_server, dns, dnsbl_close="yes", dns_server=None, timeout=5, spf="no",
+           softfail="tag"):
     return make_server(
         antispam={"dnsbl": "bl.test, bl2.test", "dnsbl_close": dnsbl_close,
-                  "reject_unknown_sender_domain": "yes", "spf": "no",
-                  "dns_timeout": str(timeout)},
+                  "reject_unknown_sender_domain": "yes", "spf": spf,
+                  "spf_softfail": softfail, "dns_timeout": str(timeout)},
         intrusion={"bypass": "127.0.0.1"},
         extra_config="[dns]\nservers = %s\n" % (dns_server or dns.server))
 
@@ -182,3 +193,78 @@ def test_explain_asks_the_same_dns(make_server, dns):
     r = p.admin("explain", "--ip", CLEAN, "--from", "x@good.test", "--to", DEMO, check=False)
     assert "good.test has an MX or an address" in r.stdout
     assert r.stdout.rstrip().endswith("final: 250 2.1.5 Ok"), r.stdout
+
+
+# --------------------------------------------------------------------
+# SPF (R4.3)
+# --------------------------------------------------------------------
+
+def spf_header(p, sender):
+    """Send one message from sender; the first header field delivered."""
+    before = len(p.messages())
+    c = connect(p, CLEAN)
+    assert c.reply().code == 220
+    c.ehlo("client.test")
+    c.send_message(b"Subject: spf\r\n\r\nhi\r\n", sender=sender)
+    c.close()
+    msg = p.wait_messages(before + 1)
+    new = [m for m in msg if b"Subject: spf" in m][-1]
+    first = new.split(b"\r\nReceived: ", 1)[0]
+    return first.replace(b"\r\n\t", b" ").decode()
+
+
+@pytest.mark.parametrize("sender,result,mech", [
+    ("x@pass.test", "pass", "ip4:127.0.0.0/24"),
+    ("x@soft.test", "softfail", "~all"),
+    ("x@good.test", "none", None),
+    ("x@temp.test", "temperror", None),
+    ("x@perm.test", "permerror", None),
+])
+def test_spf_tags(make_server, dns, sender, result, mech):
+    p = server(make_server, dns, spf="yes")
+    h = spf_header(p, sender)
+    assert h.startswith("Received-SPF: %s (" % result), h
+    assert "client-ip=127.0.0.6;" in h and 'envelope-from="%s";' % sender in h \
+        or "envelope-from=%s;" % sender in h, h
+    assert "helo=client.test;" in h and "receiver=mx.example.test;" in h, h
+    if mech:
+        assert mech in h, h
+
+
+def test_spf_fail_is_refused(make_server, dns):
+    p = server(make_server, dns, spf="yes")
+    c = connect(p, CLEAN)
+    assert c.reply().code == 220
+    c.ehlo("client.test")
+    c.expect("MAIL FROM:<x@fail.test>",
+             "550 5.7.23 <x@fail.test>: Sender address rejected: SPF fail: fail.test does "
+             "not designate 127.0.0.6 as permitted sender")
+    # the record's own explanation (exp=), its macros expanded
+    c.expect("MAIL FROM:<x@exp.test>",
+             "550 5.7.23 <x@exp.test>: Sender address rejected: SPF fail: 127.0.0.6 is "
+             "not one of exp.test's hosts")
+    c.close()
+
+
+def test_spf_softfail_reject(make_server, dns):
+    p = server(make_server, dns, spf="yes", softfail="reject")
+    c = connect(p, CLEAN)
+    assert c.reply().code == 220
+    c.ehlo("client.test")
+    c.expect("MAIL FROM:<x@soft.test>",
+             "550 5.7.23 <x@soft.test>: Sender address rejected: SPF softfail: soft.test "
+             "does not designate 127.0.0.6 as permitted sender")
+    c.close()
+
+
+def test_spf_explain(make_server, dns):
+    p = server(make_server, dns, spf="yes")
+    r = p.admin("explain", "--ip", CLEAN, "--helo", "client.test", "--from", "x@fail.test",
+                "--to", DEMO, check=False)
+    assert r.stdout.rstrip().endswith(
+        "final: 550 5.7.23 <x@fail.test>: Sender address rejected: SPF fail: fail.test does "
+        "not designate 127.0.0.6 as permitted sender"), r.stdout
+    r = p.admin("explain", "--ip", CLEAN, "--helo", "client.test", "--from", "x@pass.test",
+                "--to", DEMO)
+    assert "mail     spf              DUNNO     pass: tagged" in r.stdout, r.stdout
+    assert "mail     +> Received-SPF: pass (" in r.stdout, r.stdout

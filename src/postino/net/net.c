@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -226,6 +227,38 @@ net_auth_reply(struct ipc_msg *m, struct sasl_reply *r, char *account,
 	if (r->result != SASL_OK && r->result != SASL_FAIL &&
 	    r->result != SASL_TEMPFAIL)
 		fatalx("net: store sent SASL result %d", (int)r->result);
+}
+
+int
+net_line(struct evbuffer *in, char *line, size_t max, bool *skip,
+    bool lf_ok, size_t *len_r)
+{
+	struct evbuffer_ptr	lf = evbuffer_search(in, "\n", 1, NULL);
+	size_t			len;
+
+	if (lf.pos == -1) {
+		if ((len = evbuffer_get_length(in)) > max) {
+			evbuffer_drain(in, len);
+			*skip = true;		/* its end is still to come */
+		}
+		return NET_LINE_MORE;
+	}
+	len = (size_t)lf.pos + 1;
+	if (*skip || len > max) {
+		evbuffer_drain(in, len);
+		*skip = false;
+		return NET_LINE_LONG;
+	}
+	evbuffer_remove(in, line, len);
+	line[--len] = '\0';
+	if (len > 0 && line[len - 1] == '\r')
+		line[--len] = '\0';
+	else if (!lf_ok) {
+		explicit_bzero(line, len);
+		return NET_LINE_BARE_LF;
+	}
+	*len_r = len;
+	return NET_LINE_OK;
 }
 
 int

@@ -60,6 +60,21 @@ void	net_auth_request(uint64_t id, const struct sasl_req *,
 void	net_auth_reply(struct ipc_msg *, struct sasl_reply *,
 	    char *account, size_t size);
 
+/*
+ * One line of client input from in, bounded before it is copied: max
+ * octets at most, its end of line included; line has max + 1 octets.
+ * NET_LINE_OK: the line, NUL-terminated, CRLF (or, with lf_ok, a bare
+ * LF) removed, its length in *len_r (it may hold a NUL: compare with
+ * strlen).  NET_LINE_MORE: not all there yet.  NET_LINE_LONG: over max,
+ * dropped (*skip keeps track of a long line whose end is still to come:
+ * one per session, false at first).  NET_LINE_BARE_LF: ended by LF
+ * alone, without lf_ok; dropped.
+ */
+enum { NET_LINE_MORE, NET_LINE_OK, NET_LINE_LONG, NET_LINE_BARE_LF };
+struct evbuffer;
+int	net_line(struct evbuffer *in, char *line, size_t max, bool *skip,
+	    bool lf_ok, size_t *len_r);
+
 /* The port of an IPv4 or IPv6 address. */
 int	net_sockaddr_port(const struct sockaddr *);
 

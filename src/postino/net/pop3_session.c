@@ -553,35 +553,21 @@ do_auth(struct pop3_session *s, const char *arg)
 static bool
 auth_line_step(struct pop3_session *s)
 {
-	static char		 line[SASL_LINE_MAX + 3];
-	struct evbuffer		*in = bufferevent_get_input(s->bev);
-	struct evbuffer_ptr	 lf;
-	size_t			 len;
+	static char	line[SASL_LINE_MAX + 3];
+	size_t		len;
 
-	lf = evbuffer_search(in, "\n", 1, NULL);
-	if (lf.pos == -1) {
-		if ((len = evbuffer_get_length(in)) > SASL_LINE_MAX + 2) {
-			evbuffer_drain(in, len);
-			s->skip_line = true;
-		}
+	switch (net_line(bufferevent_get_input(s->bev), line, SASL_LINE_MAX + 2,
+	    &s->skip_line, true, &len)) {
+	case NET_LINE_MORE:
 		return false;
-	}
-	len = (size_t)lf.pos + 1;
-	if (s->skip_line || len > SASL_LINE_MAX + 2) {
-		evbuffer_drain(in, len);
-		s->skip_line = false;
+	case NET_LINE_LONG:
 		auth_result(s, SASL_TOOLONG);
 		return true;
 	}
-	evbuffer_remove(in, line, len);
-	line[--len] = '\0';
-	if (len > 0 && line[len - 1] == '\r')
-		line[--len] = '\0';
-	if (memchr(line, '\0', len) != NULL) {
+	if (strlen(line) != len)
 		auth_result(s, SASL_MALFORMED);
-		return true;
-	}
-	auth_result(s, sasl_server_step(s->sasl, line));
+	else
+		auth_result(s, sasl_server_step(s->sasl, line));
 	explicit_bzero(line, len);
 	return true;
 }
@@ -1011,46 +997,33 @@ dispatch(struct pop3_session *s, const char *line)
 	c->run(s, args);
 }
 
-/* One command line, if a whole one is there; false to wait. */
+/*
+ * One command line, if a whole one is there; false to wait.  A bare LF
+ * ends a line too: POP3 has no message data to smuggle anything into.
+ */
 static bool
 command_step(struct pop3_session *s)
 {
-	struct evbuffer		*in = bufferevent_get_input(s->bev);
-	struct evbuffer_ptr	 lf;
-	char			 line[CMD_LINE_MAX + 1];
-	size_t			 len;
+	char	line[CMD_LINE_MAX + 1];
+	size_t	len;
 
-	lf = evbuffer_search(in, "\n", 1, NULL);
-	if (lf.pos == -1) {
-		len = evbuffer_get_length(in);
-		if (len > CMD_LINE_MAX) {
-			evbuffer_drain(in, len);
-			s->skip_line = true;
-		}
+	switch (net_line(bufferevent_get_input(s->bev), line, CMD_LINE_MAX,
+	    &s->skip_line, true, &len)) {
+	case NET_LINE_MORE:
 		return false;
-	}
-	len = (size_t)lf.pos + 1;
-	if (s->skip_line || len > CMD_LINE_MAX) {
-		evbuffer_drain(in, len);
-		s->skip_line = false;
+	case NET_LINE_LONG:
 		reply_error(s, "-ERR Line too long.");
 		return true;
 	}
-	evbuffer_remove(in, line, len);
-	/* A bare LF ends a line too: POP3 has no data to smuggle into. */
-	line[--len] = '\0';
-	if (len > 0 && line[len - 1] == '\r')
-		line[--len] = '\0';
 	if (++s->commands > s->conf->pop3.max_commands) {
 		reply(s, "-ERR Too many commands.");
 		session_close(s, "commands");
 		return true;
 	}
-	if (memchr(line, '\0', len) != NULL) {
+	if (strlen(line) != len)
 		reply_error(s, "-ERR Unknown command.");
-		return true;
-	}
-	dispatch(s, line);
+	else
+		dispatch(s, line);
 	explicit_bzero(line, len);	/* PASS */
 	return true;
 }
@@ -1138,6 +1111,7 @@ connect_result(struct pop3_session *s, struct ipc_msg *m)
 	(void)ipc_get_u32(m);		/* relay: SMTP's */
 	check = ipc_get_str(m);
 	text = ipc_get_str(m);
+	(void)ipc_get_str(m);		/* a trace header: SMTP's */
 	ipc_end(m);
 	if (check == NULL || text == NULL || a == POLICY_DUNNO ||
 	    a > POLICY_TEMPFAIL)

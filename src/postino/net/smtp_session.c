@@ -54,6 +54,7 @@
 #define HEADER_MAX	(64 * 1024)
 #define SPOOL_BUF	(64 * 1024)
 #define INPUT_MAX	(256 * 1024)	/* read watermark */
+#define TRACE_MAX	4096		/* a trace field from store */
 
 enum smtp_state {
 	S_CONNECTED,	/* no HELO/EHLO yet */
@@ -117,6 +118,7 @@ struct smtp_session {
 	/* the transaction */
 	struct mailaddr			 from;
 	char				 from_given[ADDR_PATH_MAX + 1];
+	char				*trace;		/* Received-SPF, or NULL */
 	struct smtp_mail_params		 mparams;
 	struct rcpt			*rcpts;
 	size_t				 nrcpt;
@@ -307,6 +309,7 @@ session_free(struct smtp_session *s)
 		event_free(s->pregreet);
 	bufferevent_free(s->bev);
 	free(s->banner);
+	free(s->trace);
 	free(s->rcpts);
 	free(s->wbuf);
 	free(s);
@@ -379,6 +382,8 @@ tx_reset(struct smtp_session *s)
 	}
 	memset(&s->from, 0, sizeof(s->from));
 	s->from_given[0] = '\0';
+	free(s->trace);
+	s->trace = NULL;
 	memset(&s->mparams, 0, sizeof(s->mparams));
 	s->nrcpt = 0;
 	s->spool_len = 0;
@@ -463,6 +468,9 @@ spool_received(struct smtp_session *s)
 	    s->nrcpt == 1 ? ">" : "", date);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		panic("smtp: Received header too long");
+	/* RFC 7208 9.1: Received-SPF above our Received: */
+	if (s->trace != NULL)
+		spool_out(s, (const uint8_t *)s->trace, strlen(s->trace));
 	spool_out(s, (const uint8_t *)buf, (size_t)n);
 }
 
@@ -813,16 +821,24 @@ static void
 policy_result(struct smtp_session *s, enum smtp_wait w, struct ipc_msg *m)
 {
 	uint32_t	 a, relay;
-	const char	*check, *text;
+	const char	*check, *text, *header;
+	size_t		 hlen;
 
 	a = ipc_get_u32(m);
 	relay = ipc_get_u32(m);
 	check = ipc_get_str(m);
 	text = ipc_get_str(m);
+	header = ipc_get_str(m);
 	ipc_end(m);
-	if (check == NULL || text == NULL || a == POLICY_DUNNO ||
-	    a > POLICY_TEMPFAIL || strlen(text) < 3)
+	if (check == NULL || text == NULL || header == NULL ||
+	    a == POLICY_DUNNO || a > POLICY_TEMPFAIL || strlen(text) < 3 ||
+	    ((hlen = strlen(header)) > 0 && (hlen > TRACE_MAX ||
+	    strcmp(header + hlen - 2, "\r\n") != 0)))
 		fatalx("net: bad policy result from store");
+	if (w == W_MAIL && a == POLICY_ACCEPT) {
+		free(s->trace);
+		s->trace = hlen > 0 ? xstrdup(header) : NULL;
+	}
 	switch (w) {
 	case W_CONNECT:
 		connect_result(s, a, check, text);
@@ -1206,34 +1222,24 @@ do_auth(struct smtp_session *s, const char *arg)
 static bool
 auth_line_step(struct smtp_session *s)
 {
-	static char		 line[SASL_LINE_MAX + 3];
-	struct evbuffer		*in = bufferevent_get_input(s->bev);
-	struct evbuffer_ptr	 lf;
-	size_t			 len;
+	static char	line[SASL_LINE_MAX + 3];
+	size_t		len;
 
-	lf = evbuffer_search(in, "\n", 1, NULL);
-	if (lf.pos == -1) {
-		if ((len = evbuffer_get_length(in)) > SASL_LINE_MAX + 2) {
-			evbuffer_drain(in, len);
-			s->skip_line = true;
-		}
+	switch (net_line(bufferevent_get_input(s->bev), line, SASL_LINE_MAX + 2,
+	    &s->skip_line, false, &len)) {
+	case NET_LINE_MORE:
 		return false;
-	}
-	len = (size_t)lf.pos + 1;
-	if (s->skip_line || len > SASL_LINE_MAX + 2) {
-		evbuffer_drain(in, len);
-		s->skip_line = false;
+	case NET_LINE_LONG:
 		auth_result(s, SASL_TOOLONG);
 		return true;
-	}
-	evbuffer_remove(in, line, len);
-	if (len < 2 || line[len - 2] != '\r' ||
-	    memchr(line, '\0', len) != NULL) {
+	case NET_LINE_BARE_LF:
 		auth_result(s, SASL_MALFORMED);
 		return true;
 	}
-	line[len - 2] = '\0';
-	auth_result(s, sasl_server_step(s->sasl, line));
+	if (strlen(line) != len)
+		auth_result(s, SASL_MALFORMED);
+	else
+		auth_result(s, sasl_server_step(s->sasl, line));
 	explicit_bzero(line, len);
 	return true;
 }
@@ -1352,34 +1358,21 @@ dispatch(struct smtp_session *s, char *line, size_t len)
 static bool
 command_step(struct smtp_session *s)
 {
-	struct evbuffer		*in = bufferevent_get_input(s->bev);
-	struct evbuffer_ptr	 lf;
-	char			 line[CMD_LINE_EXT + 1];
-	size_t			 len;
+	char	line[CMD_LINE_EXT + 1];
+	size_t	len;
 
-	lf = evbuffer_search(in, "\n", 1, NULL);
-	if (lf.pos == -1) {
-		len = evbuffer_get_length(in);
-		if (len > CMD_LINE_EXT) {
-			evbuffer_drain(in, len);
-			s->skip_line = true;
-		}
+	switch (net_line(bufferevent_get_input(s->bev), line, CMD_LINE_EXT,
+	    &s->skip_line, false, &len)) {
+	case NET_LINE_MORE:
 		return false;
-	}
-	len = (size_t)lf.pos + 1;
-	if (s->skip_line || len > CMD_LINE_EXT) {
-		evbuffer_drain(in, len);
-		s->skip_line = false;
+	case NET_LINE_LONG:
 		reply_error(s, "500 5.5.2 Line too long");
 		return true;
-	}
-	evbuffer_remove(in, line, len);
-	if (len < 2 || line[len - 2] != '\r') {
+	case NET_LINE_BARE_LF:
 		reply_error(s, "500 5.5.2 Bare <LF> received");
 		return true;
 	}
-	line[len - 2] = '\0';
-	dispatch(s, line, len - 2);
+	dispatch(s, line, len);
 	return true;
 }
 

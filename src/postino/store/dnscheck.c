@@ -18,9 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "compat.h"
 #include "dnscheck.h"
+#include "spf.h"
 #include "log.h"
 #include "resolve.h"
 #include "xalloc.h"
@@ -52,6 +54,8 @@ struct dnscheck {
 	char			 domain[ADDR_DOMAIN_MAX + 1];
 	enum sender_dns		 sender;
 	bool			 sender_known;
+	struct spf		*spf;		/* R4.3, one query at a time */
+	char			 spf_sender[ADDR_PATH_MAX + 1];
 };
 
 static void
@@ -61,21 +65,41 @@ release(struct dnscheck *c)
 		return;
 	if (c->timer != NULL)
 		event_free(c->timer);
+	spf_free(&c->spf);
 	free(c);
 }
 
-/* Write what is known into the session and call the caller back. */
+/* What SPF found, or temperror when it did not finish in time. */
 static void
-finish(struct dnscheck *c)
+spf_facts(struct dnscheck *c, struct policy_session *s)
+{
+	struct spf_query	q;
+	const char		*exp;
+
+	s->spf_checked = true;
+	strlcpy(s->spf_sender, c->spf_sender, sizeof(s->spf_sender));
+	s->spf_exp[0] = '\0';
+	if (spf_next(c->spf, &q) != SPF_STEP_DONE) {
+		s->spf = SPF_TEMPERROR;
+		snprintf(s->spf_header, sizeof(s->spf_header), "Received-SPF: "
+		    "temperror (%s: no answer from the DNS in time)\r\n",
+		    c->conf->hostname);
+		return;
+	}
+	s->spf = spf_result(c->spf);
+	if ((exp = spf_explanation(c->spf)) != NULL)
+		strlcpy(s->spf_exp, exp, sizeof(s->spf_exp));
+	if (spf_received(c->spf, s->spf_header, sizeof(s->spf_header)) == -1)
+		s->spf_header[0] = '\0';
+}
+
+/* Write what is known into the session. */
+static void
+write_facts(struct dnscheck *c)
 {
 	struct policy_session	*s = c->s;
 	size_t			 i;
 
-	if (c->finished)
-		return;
-	c->finished = true;
-	if (c->timer != NULL)
-		evtimer_del(c->timer);
 	if (c->stage == POLICY_CONNECT) {
 		s->dnsbl_checked = true;
 		for (i = 0; i < c->nzones; i++)
@@ -89,11 +113,27 @@ finish(struct dnscheck *c)
 				break;
 			}
 	} else {
-		strlcpy(s->sender_dns_domain, c->domain,
-		    sizeof(s->sender_dns_domain));
-		s->sender_dns = c->sender_known ? c->sender :
-		    SENDER_DNS_TEMPFAIL;
+		if (c->domain[0] != '\0') {
+			strlcpy(s->sender_dns_domain, c->domain,
+			    sizeof(s->sender_dns_domain));
+			s->sender_dns = c->sender_known ? c->sender :
+			    SENDER_DNS_TEMPFAIL;
+		}
+		if (c->spf != NULL)
+			spf_facts(c, s);
 	}
+}
+
+/* ... and call the caller back. */
+static void
+finish(struct dnscheck *c)
+{
+	if (c->finished)
+		return;
+	c->finished = true;
+	if (c->timer != NULL)
+		evtimer_del(c->timer);
+	write_facts(c);
 	c->s = NULL;
 	c->done(c->arg);
 	release(c);
@@ -299,6 +339,160 @@ start_sender(struct dnscheck *c, const struct policy *p,
 	return true;
 }
 
+/* --- SPF (R4.3): the machine's queries, one after the other ----------- */
+
+static void	spf_step(struct dnscheck *);
+
+static enum spf_dns
+spf_status(enum resolve_status st, size_t n)
+{
+	switch (st) {
+	case RESOLVE_OK:
+		return n > 0 ? SPF_DNS_OK : SPF_DNS_NODATA;
+	case RESOLVE_NXDOMAIN:
+		return SPF_DNS_NXDOMAIN;
+	default:
+		return SPF_DNS_TEMPFAIL;
+	}
+}
+
+static void
+spf_txt(void *arg, enum resolve_status st, const char *const *txt, size_t n,
+    unsigned int ttl)
+{
+	struct dnscheck	*c = arg;
+	struct spf_rr	 rrs[RESOLVE_TXT_MAX];
+	size_t		 i;
+
+	for (i = 0; i < n && i < RESOLVE_TXT_MAX; i++) {
+		rrs[i].text = txt[i];
+		rrs[i].len = strlen(txt[i]);
+	}
+	if (!c->finished)
+		spf_answer(c->spf, spf_status(st, n), rrs, i);
+	spf_step(c);
+}
+
+static void
+spf_addrs(void *arg, enum resolve_status st, const uint8_t (*addrs)[16],
+    size_t n, unsigned int ttl)
+{
+	struct dnscheck	*c = arg;
+	struct spf_rr	 rrs[RESOLVE_ADDRS_MAX];
+	size_t		 i;
+
+	for (i = 0; i < n && i < RESOLVE_ADDRS_MAX; i++) {
+		rrs[i].text = NULL;
+		rrs[i].len = 0;
+		memcpy(rrs[i].addr, addrs[i], 16);
+	}
+	if (!c->finished)
+		spf_answer(c->spf, spf_status(st, n), rrs, i);
+	spf_step(c);
+}
+
+static void
+spf_mx(void *arg, enum resolve_status st, const struct resolve_mx *mx,
+    size_t n, unsigned int ttl)
+{
+	struct dnscheck	*c = arg;
+	struct spf_rr	 rrs[RESOLVE_MX_MAX];
+	size_t		 i, k = 0;
+
+	for (i = 0; i < n && i < RESOLVE_MX_MAX; i++)
+		if (mx[i].host[0] != '\0') {	/* a null MX names no host */
+			rrs[k].text = mx[i].host;
+			rrs[k++].len = strlen(mx[i].host);
+		}
+	if (!c->finished)
+		spf_answer(c->spf, spf_status(st, k), rrs, k);
+	spf_step(c);
+}
+
+static void
+spf_ptr(void *arg, enum resolve_status st, const char *name)
+{
+	struct dnscheck	*c = arg;
+	struct spf_rr	 rr = { name, name ? strlen(name) : 0, { 0 } };
+
+	if (!c->finished)
+		spf_answer(c->spf, spf_status(st, name ? 1 : 0), &rr,
+		    name ? 1 : 0);
+	spf_step(c);
+}
+
+/*
+ * Ask the next query of the SPF machine, if there is one; called with
+ * one answer in (pending counts it) or, at the start, with none.
+ */
+static void
+spf_next_query(struct dnscheck *c)
+{
+	struct spf_query	q;
+
+	if (c->finished || spf_next(c->spf, &q) == SPF_STEP_DONE)
+		return;
+	/* c-ares reads "\\." escapes; SPF names never need one: refuse */
+	if (strchr(q.name, '\\') != NULL) {
+		spf_answer(c->spf, SPF_DNS_NXDOMAIN, NULL, 0);
+		spf_next_query(c);
+		return;
+	}
+	c->pending++;
+	switch (q.type) {
+	case SPF_Q_TXT:
+		resolver_txt(c->res, q.name, spf_txt, c);
+		break;
+	case SPF_Q_A:
+	case SPF_Q_AAAA:
+		resolver_addrs(c->res, q.name, spf_addrs, c);
+		break;
+	case SPF_Q_MX:
+		resolver_mx(c->res, q.name, spf_mx, c);
+		break;
+	case SPF_Q_PTR:
+		resolver_ptr(c->res, q.addr, spf_ptr, c);
+		break;
+	default:
+		panic("dnscheck: SPF query type %d", (int)q.type);
+	}
+}
+
+static void
+spf_step(struct dnscheck *c)
+{
+	spf_next_query(c);
+	answered(c);
+}
+
+static bool
+start_spf(struct dnscheck *c, const struct policy *p,
+    struct policy_session *s, const char *path)
+{
+	struct spf_params	 sp = { .addr = s->ip16, .sender = path,
+	    .helo = s->helo, .receiver = c->conf->hostname,
+	    .now = time(NULL) };
+	const char		*err;
+	char			 domain[ADDR_DOMAIN_MAX + 1];
+
+	if (!c->conf->antispam.spf || s->auth[0] != '\0' || path == NULL ||
+	    !s->ip_ok || policy_never_blocked(p, s->ip16) ||
+	    strlen(path) >= sizeof(c->spf_sender) ||
+	    (path_domain(path, domain, sizeof(domain)) &&
+	    policy_domain_local(p, domain) != 0))
+		return false;
+	if (s->spf_checked && strcasecmp(s->spf_sender, path) == 0 &&
+	    s->spf != SPF_TEMPERROR)
+		return false;	/* known from an earlier MAIL */
+	if ((c->spf = spf_new(&sp, &err)) == NULL) {
+		log_warn("dnscheck event=spf-error error=\"%s\"", err);
+		return false;
+	}
+	strlcpy(c->spf_sender, path, sizeof(c->spf_sender));
+	spf_next_query(c);
+	return true;
+}
+
 /* --- start, cancel --------------------------------------------------- */
 
 struct dnscheck *
@@ -321,9 +515,19 @@ dnscheck_start(struct resolver *res, const struct policy *p,
 	c->arg = arg;
 	if (stage == POLICY_CONNECT)
 		started = start_dnsbl(c, p, s);
-	else
+	else {
 		started = start_sender(c, p, s, path);
+		if (!started)
+			c->domain[0] = '\0';	/* no answer to write */
+		started = start_spf(c, p, s, path) || started;
+	}
 	if (!started) {
+		free(c);
+		return NULL;
+	}
+	if (c->pending == 0) {		/* decided without the DNS */
+		write_facts(c);
+		spf_free(&c->spf);
 		free(c);
 		return NULL;
 	}

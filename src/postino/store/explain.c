@@ -63,6 +63,18 @@ step(struct policy *p, const struct explain_req *q, enum policy_stage stage,
 		lookups(p, q->resolver, stage, s, path);
 	policy_run(p, stage, s, path != NULL ? &in : NULL, res, trace_line, f);
 	fprintf(f, "%-8s => %s\n", policy_stage_name(stage), res->reply);
+	/* the trace field the message would get (Received-SPF), unfolded */
+	if (res->header != NULL && res->header[0] != '\0') {
+		const char	*h;
+
+		fprintf(f, "%-8s +> ", policy_stage_name(stage));
+		for (h = res->header; *h != '\0'; h++)
+			if (*h == '\r' || *h == '\n')
+				continue;
+			else
+				fputc(*h == '\t' ? ' ' : *h, f);
+		fputc('\n', f);
+	}
 	return res->action == POLICY_ACCEPT;
 }
 

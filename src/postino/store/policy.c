@@ -85,7 +85,7 @@ typedef enum policy_action check_fn(struct run *);
 
 static check_fn	check_blocked, check_dnsbl, check_devices,
 		check_submission_auth, check_authorized, check_sender,
-		check_sender_domain, check_rate_messages,
+		check_sender_domain, check_spf, check_rate_messages,
 		check_max_recipients, check_recipient_form, check_local_sender,
 		check_auth_sender, check_rate_recipients, check_relay,
 		check_recipient;
@@ -102,6 +102,7 @@ static const struct check {
 	{ "authorized",		POLICY_MAIL,	check_authorized },
 	{ "sender",		POLICY_MAIL,	check_sender },
 	{ "sender-domain",	POLICY_MAIL,	check_sender_domain },
+	{ "spf",		POLICY_MAIL,	check_spf },
 	{ "rate-messages",	POLICY_MAIL,	check_rate_messages },
 	{ "max-recipients",	POLICY_RCPT,	check_max_recipients },
 	{ "recipient-form",	POLICY_RCPT,	check_recipient_form },
@@ -799,6 +800,49 @@ check_sender_domain(struct run *r)
 }
 
 /*
+ * R4.3: SPF of a sender from a session not authorized (dnscheck.h ran
+ * it): fail is refused (spf_fail = reject, the default), softfail with
+ * spf_softfail = reject; every result is tagged, Received-SPF: in front
+ * of the message.
+ */
+static enum policy_action
+check_spf(struct run *r)
+{
+	const struct policy_session	*s = r->s;
+	const struct conf		*c = r->p->conf;
+	const char			*res = spf_result_name(s->spf);
+
+	if (!c->antispam.spf) {
+		detail(r, "off");
+		return POLICY_DUNNO;
+	}
+	if (s->authz != AUTHZ_NONE || s->sender_local) {
+		detail(r, s->authz != AUTHZ_NONE ? "session authorized" :
+		    "local domain");
+		return POLICY_DUNNO;
+	}
+	if (!s->spf_checked || strcasecmp(s->spf_sender, s->sender) != 0) {
+		detail(r, "not checked (no DNS here, or not a host name)");
+		return POLICY_DUNNO;
+	}
+	if ((s->spf == SPF_FAIL && c->antispam.spf_fail_reject) ||
+	    (s->spf == SPF_SOFTFAIL && c->antispam.spf_softfail_reject)) {
+		/* a softfail has no exp= text: say it as a fail would */
+		detail(r, "%s", res);
+		if (s->spf_exp[0] != '\0')
+			return reply(r, POLICY_REJECT, "550 5.7.23 <%s>: Sender "
+			    "address rejected: SPF %s: %s", s->sender_given, res,
+			    s->spf_exp);
+		return reply(r, POLICY_REJECT, "550 5.7.23 <%s>: Sender "
+		    "address rejected: SPF %s: %s does not designate %s as "
+		    "permitted sender", s->sender_given, res,
+		    s->sender_domain[0] ? s->sender_domain : s->helo, s->ip);
+	}
+	detail(r, "%s: tagged", res);
+	return POLICY_DUNNO;
+}
+
+/*
  * R4.6: messages and recipients of the last hour, of the account (AUTH,
  * or the account of a POP-before-SMTP grant) and of the address (not of
  * a trusted or bypassed one).  pending: what this transaction adds.
@@ -1187,6 +1231,7 @@ policy_run(struct policy *p, enum policy_stage stage,
 	r.s = s;
 	r.res = res;
 	res->check = "";
+	res->header = "";
 	if (stage == POLICY_CONNECT || stage == POLICY_MAIL)
 		policy_reload(p, false);
 	if (stage == POLICY_MAIL)
@@ -1221,8 +1266,14 @@ policy_run(struct policy *p, enum policy_stage stage,
 	if (a == POLICY_DUNNO)
 		default_reply(&r, stage);
 	res->action = a == POLICY_DUNNO ? POLICY_ACCEPT : a;
-	if (stage == POLICY_MAIL && res->action == POLICY_ACCEPT)
+	res->header = "";
+	if (stage == POLICY_MAIL && res->action == POLICY_ACCEPT) {
 		s->in_tx = true;
+		if (s->spf_checked && p->conf->antispam.spf &&
+		    s->authz == AUTHZ_NONE &&
+		    strcasecmp(s->spf_sender, s->sender) == 0)
+			res->header = s->spf_header;
+	}
 	if (stage == POLICY_RCPT && res->action == POLICY_ACCEPT)
 		s->naccepted++;
 	if (stage == POLICY_RCPT && res->action == POLICY_ACCEPT &&

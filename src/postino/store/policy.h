@@ -23,6 +23,7 @@
 
 #include "addr.h"
 #include "conf.h"
+#include "spf.h"
 
 struct db;
 struct intrusion;
@@ -96,6 +97,12 @@ struct policy_session {
 	char			 dnsbl_text[256];	/* its TXT, cleaned */
 	char			 sender_dns_domain[ADDR_DOMAIN_MAX + 1];
 	enum sender_dns		 sender_dns;
+	/* SPF (R4.3) of spf_sender from this client and HELO */
+	bool			 spf_checked;
+	char			 spf_sender[ADDR_PATH_MAX + 1];
+	enum spf_result		 spf;
+	char			 spf_exp[SPF_EXP_MAX];
+	char			 spf_header[SPF_HEADER_MAX];	/* Received-SPF */
 };
 
 /* MAIL and RCPT: the path as the client wrote it, between < and >. */
@@ -110,6 +117,9 @@ struct policy_result {
 	char			 reply[POLICY_REPLY_MAX];
 	enum policy_authz	 relay;		/* RCPT accepted for relay
 						   thanks to this, or NONE */
+	const char		*header;	/* MAIL accepted: a trace field
+						   to prepend (Received-SPF),
+						   or "" */
 };
 
 /* Called once per check of the stage, in order; detail says why, or is

@@ -117,6 +117,7 @@ policy_reply(uint64_t id, const struct policy_result *r)
 	ipc_put_u32(&o, r->relay);
 	ipc_put_str(&o, r->check);
 	ipc_put_str(&o, r->reply);
+	ipc_put_str(&o, r->header);
 	ipc_send(st.net, IMSG_POLICY_RESULT, id, -1, &o);
 }
 
