@@ -23,6 +23,7 @@ LISTED = "127.0.0.5"        # in bl.test, with a reason
 LISTED2 = "127.0.0.7"       # in bl2.test only, no TXT
 CLEAN = "127.0.0.6"
 REASON = "Listed for tests, see https://bl.test/q?ip=127.0.0.5"
+V6NAME = ".".join(reversed("20010db8" + "0" * 23 + "5")) + ".bl.test"
 
 
 def listed_reply(ip, zone, text=None):
@@ -33,6 +34,8 @@ def listed_reply(ip, zone, text=None):
 @pytest.fixture(scope="module")
 def dns():
     d = Dnsmasq(hosts={"5.0.0.127.bl.test": ["127.0.0.2"],
+                       # 2001:db8::5, nibble by nibble (RFC 5782 2.4)
+                       V6NAME: ["127.0.0.3"],
                        "7.0.0.127.bl2.test": ["127.0.0.4"],
                        # a wildcard-happy zone answering outside 127/8
                        "6.0.0.127.bl2.test": ["192.0.2.1"],
@@ -77,6 +80,12 @@ def test_listed_client_is_closed_at_once(make_server, dns):
     c = connect(p, LISTED)
     assert c.reply().raw == (listed_reply(LISTED, "bl.test", REASON) + "\r\n").encode()
     c.wait_eof()
+    # again: the verdict comes from the cache (the answer's TTL holds)
+    asked = dns.log().count("query[A] 5.0.0.127.bl.test ")
+    c = connect(p, LISTED)
+    assert c.reply().raw == (listed_reply(LISTED, "bl.test", REASON) + "\r\n").encode()
+    c.wait_eof()
+    assert dns.log().count("query[A] 5.0.0.127.bl.test ") == asked
     c = connect(p, LISTED2)
     assert c.reply().raw == (listed_reply(LISTED2, "bl2.test") + "\r\n").encode()
     c.wait_eof()
@@ -183,6 +192,10 @@ def test_authenticated_sender_domain_not_checked(make_server, dns):
 
 def test_explain_asks_the_same_dns(make_server, dns):
     p = server(make_server, dns)
+    # an IPv6 client: the nibble name
+    r = p.admin("explain", "--ip", "2001:db8::5", "--from", SENDER, "--to", DEMO, check=False)
+    assert r.stdout.rstrip().endswith("final: " + listed_reply("2001:db8::5", "bl.test")), \
+        r.stdout
     r = p.admin("explain", "--ip", LISTED, "--from", SENDER, "--to", DEMO, check=False)
     assert r.stdout.rstrip().endswith("final: " + listed_reply(LISTED, "bl.test", REASON))
     assert "connect  dnsbl            REJECT    127.0.0.5 listed by bl.test (127.0.0.2)" \

@@ -28,12 +28,17 @@
 #include "xalloc.h"
 
 #define ZONES_MAX	CONF_LIST_MAX
+#define CACHE_SLOTS	4096	/* DNSBL answers kept, by client address */
+#define CACHE_TTL_MIN	60
+#define CACHE_TTL_MAX	3600
 
 /* One DNSBL zone's lookups: A of the reversed address, then its TXT. */
 struct zone_q {
 	struct dnscheck	*c;
 	size_t		 i;		/* in [antispam] dnsbl */
 	char		 name[ADDR_DOMAIN_MAX + 80];
+	bool		 answered;	/* not a temporary failure */
+	unsigned int	 ttl;
 	bool		 listed;
 	char		 code[INET_ADDRSTRLEN];
 	char		 text[256];
@@ -57,6 +62,72 @@ struct dnscheck {
 	struct spf		*spf;		/* R4.3, one query at a time */
 	char			 spf_sender[ADDR_PATH_MAX + 1];
 };
+
+/*
+ * The DNSBL verdicts of recent clients, for as long as the answers'
+ * TTLs say (RFC 5782 5: a listing is as fresh as its record), between
+ * CACHE_TTL_MIN and CACHE_TTL_MAX: a client that connects again and
+ * again costs one set of lookups.  Direct-mapped by address: a slot
+ * taken by another address is simply overwritten.  Only complete
+ * answers are kept, never one cut short by a timeout.
+ */
+struct cached {
+	uint8_t	ip[16];
+	time_t	expires;		/* 0: empty */
+	char	zone[ADDR_DOMAIN_MAX + 1];	/* "": listed by none */
+	char	code[INET_ADDRSTRLEN];
+	char	text[256];
+};
+static struct cached	*cache;
+
+static struct cached *
+cache_slot(const uint8_t ip[16])
+{
+	unsigned int	h = 2166136261u;
+	size_t		i;
+
+	if (cache == NULL)
+		cache = xcalloc(CACHE_SLOTS, sizeof(*cache));
+	for (i = 0; i < 16; i++)
+		h = (h ^ ip[i]) * 16777619u;
+	return &cache[h % CACHE_SLOTS];
+}
+
+/* A fresh verdict for s's address: written into s, true. */
+static bool
+cache_get(struct policy_session *s)
+{
+	struct cached	*e = cache_slot(s->ip16);
+
+	if (e->expires <= time(NULL) || memcmp(e->ip, s->ip16, 16) != 0)
+		return false;
+	s->dnsbl_checked = true;
+	strlcpy(s->dnsbl_zone, e->zone, sizeof(s->dnsbl_zone));
+	strlcpy(s->dnsbl_code, e->code, sizeof(s->dnsbl_code));
+	strlcpy(s->dnsbl_text, e->text, sizeof(s->dnsbl_text));
+	return true;
+}
+
+static void
+cache_put(const struct dnscheck *c, const struct policy_session *s)
+{
+	struct cached	*e;
+	unsigned int	 ttl = CACHE_TTL_MAX;
+	size_t		 i;
+
+	for (i = 0; i < c->nzones; i++) {
+		if (!c->zones[i].answered)
+			return;
+		if (c->zones[i].ttl < ttl)
+			ttl = c->zones[i].ttl;
+	}
+	e = cache_slot(s->ip16);
+	memcpy(e->ip, s->ip16, 16);
+	e->expires = time(NULL) + (ttl < CACHE_TTL_MIN ? CACHE_TTL_MIN : ttl);
+	strlcpy(e->zone, s->dnsbl_zone, sizeof(e->zone));
+	strlcpy(e->code, s->dnsbl_code, sizeof(e->code));
+	strlcpy(e->text, s->dnsbl_text, sizeof(e->text));
+}
 
 static void
 release(struct dnscheck *c)
@@ -112,6 +183,7 @@ write_facts(struct dnscheck *c)
 				    sizeof(s->dnsbl_text));
 				break;
 			}
+		cache_put(c, s);
 	} else {
 		if (c->domain[0] != '\0') {
 			strlcpy(s->sender_dns_domain, c->domain,
@@ -197,6 +269,8 @@ zone_a(void *arg, enum resolve_status st, const uint8_t (*addrs)[16],
 
 	/* Listed: an A record in 127.0.0.0/8 (RFC 5782 2.1); anything
 	 * else is a zone that answers every name, or a broken one. */
+	z->answered = st == RESOLVE_OK || st == RESOLVE_NXDOMAIN;
+	z->ttl = ttl;
 	for (i = 0; st == RESOLVE_OK && i < n; i++)
 		if (memcmp(addrs[i], v4, 12) == 0 && addrs[i][12] == 127) {
 			z->listed = true;
@@ -245,7 +319,8 @@ start_dnsbl(struct dnscheck *c, const struct policy *p,
 	size_t			 i;
 
 	if (s->profile != PROFILE_MX || zones->n == 0 || !s->ip_ok ||
-	    s->dnsbl_checked || policy_never_blocked(p, s->ip16))
+	    s->dnsbl_checked || policy_never_blocked(p, s->ip16) ||
+	    cache_get(s))
 		return false;
 	for (i = 0; i < zones->n && c->nzones < ZONES_MAX; i++) {
 		z = &c->zones[c->nzones];
