@@ -23,7 +23,7 @@ DEVICE = "127.0.0.105"
 # Every check, in the order the engine runs them (docs/policy.md).
 CHECKS = [("connect", "blocked"), ("connect", "dnsbl"), ("connect", "devices"),
           ("mail", "submission-auth"), ("mail", "authorized"), ("mail", "sender"),
-          ("mail", "sender-domain"), ("mail", "rate-messages"),
+          ("mail", "sender-domain"), ("mail", "spf"), ("mail", "rate-messages"),
           ("rcpt", "max-recipients"), ("rcpt", "recipient-form"),
           ("rcpt", "local-sender"), ("rcpt", "auth-sender"), ("rcpt", "rate-recipients"),
           ("rcpt", "dnsbl"), ("rcpt", "relay"), ("rcpt", "recipient")]
