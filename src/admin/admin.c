@@ -108,6 +108,7 @@ static int	do_block_del(struct admin *, int, char **);
 static int	do_popauth_grant(struct admin *, int, char **);
 static int	do_show_config(struct admin *, int, char **);
 static int	do_show_config_doc(struct admin *, int, char **);
+static int	do_show_config_man(struct admin *, int, char **);
 static int	do_not_yet(struct admin *, int, char **);
 static int	do_queue(struct admin *, int, char **);
 static int	do_explain(struct admin *, int, char **);
@@ -155,6 +156,7 @@ static const struct cmd cmds[] = {
 	{ "popauth", "grant", 2, 2, C_DB, do_popauth_grant, "ADDR IP" },
 	{ "show", "config", 0, 0, C_CONF, do_show_config, "" },
 	{ "show", "config-doc", 0, 0, 0, do_show_config_doc, "" },
+	{ "show", "config-man", 0, 0, 0, do_show_config_man, "" },
 	{ "queue", "list", 0, 0, C_CONF, do_queue, "" },
 	{ "queue", "show", 1, 1, C_CONF, do_queue, "ID" },
 	{ "queue", "flush", 0, 1, C_CONF, do_queue, "[ID]" },
@@ -995,6 +997,13 @@ static int
 do_show_config_doc(struct admin *a, int argc, char **argv)
 {
 	conf_doc(stdout);
+	return 0;
+}
+
+static int
+do_show_config_man(struct admin *a, int argc, char **argv)
+{
+	conf_man(stdout);
 	return 0;
 }
 

@@ -1537,3 +1537,131 @@ conf_doc(FILE *f)
 		doc_row(&keys[i], f);
 	}
 }
+
+/*
+ * Text for roff(7): backslashes and minus signs escaped, the range's en
+ * dash as \(en, and \& first so that no line begins with a request.
+ */
+static void
+man_text(const char *s, FILE *f)
+{
+	fputs("\\&", f);
+	for (; *s != '\0'; s++) {
+		if (*s == '\\')
+			fputs("\\e", f);
+		else if (*s == '-')
+			fputs("\\-", f);
+		else if (strncmp(s, "\xe2\x80\x93", 3) == 0) {
+			fputs("\\(en", f);
+			s += 2;
+		} else
+			fputc(*s, f);
+	}
+}
+
+/* One key: its name, then "type range; default", then its doc. */
+static void
+man_row(const struct conf_key *k, FILE *f)
+{
+	char		 range[256];
+	const char	*sep = k->type == KT_ENUM ? " " :
+			    k->type == KT_LIST ? " of " : ", ";
+
+	doc_range(k, range, sizeof(range));
+	fprintf(f, ".TP\n.B %s\n", k->name);
+	man_text(types[k->type].name, f);
+	if (range[0] != '\0') {
+		fputs(sep, f);
+		man_text(range, f);
+	}
+	if (k->flags & K_REQUIRED)
+		fputs("; required", f);
+	else if (*k->def == '\0')
+		fputs("; default empty", f);
+	else if ((k->flags & K_COMPUTED) && strchr(k->def, '<') == NULL) {
+		fputs("; default: ", f);	/* words, not a value */
+		man_text(k->def, f);
+	} else {
+		fputs("; default \\fB", f);
+		man_text(k->def, f);
+		fputs("\\fR", f);
+	}
+	fputs(".\n.br\n", f);
+	man_text(k->doc, f);
+	fputc('\n', f);
+}
+
+static void
+man_head(FILE *f)
+{
+	fputs(".\\\" Generated from the key table in src/mail/conf.c by\n"
+	    ".\\\" \"postino-admin show config-man\"; do not edit by hand.\n"
+	    ".TH POSTINO.CONF 5 \"\" postino \"File Formats Manual\"\n"
+	    ".SH NAME\npostino.conf \\- postino mail server configuration\n"
+	    ".SH SYNOPSIS\n.I /etc/postino/postino.conf\n"
+	    ".SH DESCRIPTION\n.BR postino (8),\n.BR postino\\-admin (8)\n"
+	    "and\n.BR postino\\-sendmail (1)\nread one configuration file: "
+	    "the one named with\n.BR \\-c ,\nelse\n"
+	    ".IR /etc/postino/postino.conf .\n"
+	    ".PP\nThe file is\n.I key\n=\n.I value\nlines in\n"
+	    ".RI [ sections ];\na line whose first non-blank character is\n"
+	    ".B #\nis a comment (a\n.B #\nafter a value is part of the "
+	    "value).\nA value may be written in double quotes.\n"
+	    "Relative paths are taken from the configuration file's "
+	    "directory.\nSizes take K, M or G (1024-based); booleans are "
+	    "yes/no, true/false or on/off;\nlists are separated by commas "
+	    "or spaces.\n.B [listener\n.IB NAME ]\nis repeated, once per "
+	    "listener; every other section appears at most once.\n"
+	    ".PP\n.B postino \\-c\n.I FILE\n.B check\\-config\n"
+	    "checks the file; an error names the file, the line and the "
+	    "key.\n.B postino\\-admin show config\nprints every key with "
+	    "the value in effect.\n"
+	    ".PP\nEach key below gives its type, its range or its values, "
+	    "its default and\nwhat it is for; R and a number name the "
+	    "requirement of postino's\nspecification that the key serves.\n"
+	    ".SH KEYS\n", f);
+}
+
+static void
+man_tail(FILE *f)
+{
+	fputs(".SH FILES\n.TP\n.I /etc/postino/postino.conf\n"
+	    "The configuration file read when no\n.B \\-c\nis given.\n"
+	    ".TP\n.I share/doc/postino/postino.conf.example\n"
+	    "Under the installation prefix: a configuration to start from.\n"
+	    ".SH EXAMPLES\nA server for its own domains on the standard "
+	    "ports:\n.PP\n.RS 4\n.nf\nhostname = mx.example.org\n"
+	    "data_dir = /var/lib/postino\n\n[listener mx]\n"
+	    "listen = 0.0.0.0:25, [::]:25\nprofile = mx\n\n"
+	    "[listener submission]\nlisten = 0.0.0.0:587, [::]:587\n"
+	    "profile = submission\n\n[tls]\n"
+	    "cert = /etc/letsencrypt/live/mx.example.org/fullchain.pem\n"
+	    "key = /etc/letsencrypt/live/mx.example.org/privkey.pem\n\n"
+	    "[antispam]\n"
+	    "dnsbl = zen.spamhaus.org\n.fi\n.RE\n"
+	    ".SH SEE ALSO\n.BR postino (8),\n.BR postino\\-admin (8),\n"
+	    ".BR postino\\-sendmail (1)\n", f);
+}
+
+void
+conf_man(FILE *f)
+{
+	size_t	i;
+
+	man_head(f);
+	for (i = 0; i < NKEYS; i++) {
+		if (i == 0 || !same_section(keys[i].section,
+		    keys[i - 1].section)) {
+			if (keys[i].section == NULL)
+				fputs(".SS \"Top level (before any section)\"\n",
+				    f);
+			else if (strcmp(keys[i].section, LISTENER) == 0)
+				fputs(".SS \"[listener NAME]\"\nAt least one; "
+				    "NAME is unique.\n", f);
+			else
+				fprintf(f, ".SS \"[%s]\"\n", keys[i].section);
+		}
+		man_row(&keys[i], f);
+	}
+	man_tail(f);
+}

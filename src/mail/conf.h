@@ -193,4 +193,7 @@ void	conf_dump(const struct conf *conf, FILE *f);
 /* Write docs/config.md's key reference (markdown) from the table. */
 void	conf_doc(FILE *f);
 
+/* Write postino.conf(5) (roff, man(7) macros) from the same table. */
+void	conf_man(FILE *f);
+
 #endif

@@ -601,3 +601,21 @@ def test_trusted_host_name_follows_dns(make_server, dns):
     assert took is not None, "127.0.0.60 still trusted 45 s after the record changed"
     assert relays(p, "127.0.0.65")
     assert len(re.findall(r"name=relay.test addresses=1 ttl=30\n", p.read_log())) >= 2
+
+
+def test_relay_and_local_sender_refusals_count_toward_max_errors(make_server):
+    """A client probing for an open relay, or sending as a local address
+    from outside (R3.1), spends its protocol errors (R1.4): the third of
+    max_errors = 3 closes the session."""
+    p = make_server(smtp={"max_errors": 3})
+    c = p.connect(source="127.0.0.121")
+    c.ehlo()
+    c.expect("MAIL FROM:<%s>" % SENDER, "250 2.1.0 Ok")
+    c.expect("RCPT TO:<a@far.example>", "550 5.7.1 <a@far.example> Relay access denied")
+    c.expect("RCPT TO:<b@far.example>", "550 5.7.1 <b@far.example> Relay access denied")
+    c.expect("RSET", "250 2.0.0 Ok")
+    c.expect("MAIL FROM:<%s>" % DEMO, "250 2.1.0 Ok")
+    c.expect("RCPT TO:<%s>" % DEMO,
+             "550 5.7.1 <%s> Access to <%s> not allowed" % (DEMO, DEMO))
+    c.expect_reply("421 4.7.0 %s Error: too many errors" % p.hostname)
+    c.wait_eof()

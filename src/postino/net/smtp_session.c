@@ -805,7 +805,13 @@ rcpt_result(struct smtp_session *s, enum policy_action a, unsigned int relay,
 		slog(s, LOGL_INFO, "event=reject to=<%s> check=%s %s%s%s", esc,
 		    check, reply_codes(text, codes, sizeof(codes)),
 		    s->auth_user[0] ? " sasl_username=" : "", s->auth_user);
-		reply(s, "%s", text);
+		/* a relay attempt, or a local sender from outside (R3.1),
+		 * is what a probe does: it counts toward max_errors */
+		if (strcmp(check, "relay") == 0 ||
+		    strcmp(check, "local-sender") == 0)
+			reply_error(s, text);
+		else
+			reply(s, "%s", text);
 		return;
 	}
 	s->rcpts = xreallocarray(s->rcpts, s->nrcpt + 1, sizeof(*s->rcpts));
@@ -1376,6 +1382,17 @@ command_step(struct smtp_session *s)
 	return true;
 }
 
+/* R1.4: the error that reaches max_errors (since errors) closes. */
+static void
+too_many_errors(struct smtp_session *s, unsigned int errors)
+{
+	if (s->closing || s->errors <= errors ||
+	    s->errors < s->conf->smtp.max_errors)
+		return;
+	reply(s, "421 4.7.0 %s Error: too many errors", s->conf->hostname);
+	session_close(s, "errors");
+}
+
 static void
 session_process(struct smtp_session *s)
 {
@@ -1407,11 +1424,7 @@ session_process(struct smtp_session *s)
 				break;
 		} else if (!command_step(s))
 			break;
-		if (s->errors > errors && s->errors >= s->conf->smtp.max_errors) {
-			reply(s, "421 4.7.0 %s Error: too many errors",
-			    s->conf->hostname);
-			session_close(s, "errors");
-		}
+		too_many_errors(s, errors);
 	}
 }
 
@@ -1464,6 +1477,7 @@ store_reply(void *arg, struct ipc_msg *m)
 {
 	struct smtp_session	*s = arg;
 	enum smtp_wait		 w = s->wait;
+	unsigned int		 errors = s->errors;
 
 	if (m->fd != -1 && m->type != IMSG_SPOOL_FD)
 		fatalx("net: unexpected descriptor from store");
@@ -1487,6 +1501,7 @@ store_reply(void *arg, struct ipc_msg *m)
 		fatalx("net: store sent message %u in wait state %d",
 		    m->type, (int)w);
 	}
+	too_many_errors(s, errors);	/* a refusal of store's counts */
 	if (!s->closing)
 		session_process(s);
 }

@@ -26,6 +26,8 @@
 #define SCHEMA_VERSION	1
 #define BUSY_MS		5000
 #define ALIAS_DEPTH_MAX	8	/* alias levels followed */
+#define STR_(x)		#x
+#define STR(x)		STR_(x)
 #define SEEN_MAX	256	/* addresses visited by one resolution */
 #define KEY_MAX		(ADDR_LOCAL_MAX + 1 + ADDR_DOMAIN_MAX + 1)
 
@@ -131,8 +133,14 @@ static const char *const sqls[Q_MAX] = {
 	    "until) VALUES (?1, ?2, ?3)",
 	[Q_ACCOUNT_SECRETS] = "UPDATE accounts SET scram_sha256 = ?2, "
 	    "scram_sha1 = ?3, cram_md5 = ?4 WHERE address = ?1",
-	[Q_SENDER_OWNED] = "SELECT 1 FROM aliases WHERE address = ?1 AND "
-	    "target = ?2 UNION ALL SELECT 1 FROM send_as WHERE account = ?2 "
+	/* R3.2: the sender is an alias whose chain reaches the account
+	 * (as deep as delivery follows aliases), or granted to it */
+	[Q_SENDER_OWNED] = "WITH RECURSIVE chain(addr, depth) AS ("
+	    "SELECT ?1, 0 UNION SELECT a.target, c.depth + 1 FROM aliases a "
+	    "JOIN chain c ON a.address = c.addr WHERE c.depth < "
+	    STR(ALIAS_DEPTH_MAX) ") "
+	    "SELECT 1 FROM chain WHERE addr = ?2 AND depth > 0 "
+	    "UNION ALL SELECT 1 FROM send_as WHERE account = ?2 "
 	    "AND address = ?1",
 	[Q_POPAUTH_GET] = "SELECT account, until FROM popauth WHERE ip = ?1 "
 	    "AND until > strftime('%s', 'now')",
