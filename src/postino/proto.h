@@ -115,6 +115,13 @@ enum imsg_type {
 	IMSG_POP3_UPDATE,
 	/* store -> net: u32 messages that could not be changed */
 	IMSG_POP3_UPDATED,
+	/*
+	 * net -> store: a login net refused by itself, before any secret
+	 * was needed (a malformed or over-long exchange): str client
+	 * address, str mechanism, u32 enum auth_service; it counts and is
+	 * logged as any failed login (R4.4)
+	 */
+	IMSG_AUTH_FAILED,
 };
 
 /* Which service an IMSG_AUTH_VERIFY is for. */

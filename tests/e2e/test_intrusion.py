@@ -233,3 +233,23 @@ def test_rate_limit_per_ip(make_server):
     c.ehlo()
     send_one(c, SENDER, [DEMO])
     c.close()
+
+
+def test_failures_net_refuses_alone_count_too(make_server):
+    """A login net refuses without asking store (PLAIN naming another
+    authorization identity, an over-long POP3 password) counts and is
+    logged like any other failed login."""
+    p = server(make_server, max_auth_failures=4)
+    ip = "127.0.0.94"
+    proxy = base64.b64encode(b"other@example.test\0" + DEMO.encode() + b"\0" +
+                             DEMO_PASSWORD.encode()).decode()
+    for _ in range(2):
+        c = raw(p.subs_port, ip, tls=True)
+        assert c.reply().code == 220
+        c.ehlo()
+        assert c.cmd("AUTH PLAIN " + proxy).raw == \
+            b"535 5.7.8 Authentication credentials invalid\r\n"
+        c.close()
+    assert p.log_has("address=[%s] service=smtp mech=PLAIN user=- result=fail failures=2" % ip)
+    assert [pop3_attempt(p, ip, "x" * 300) for _ in range(2)] == ["fail", "fail"]
+    assert p.log_has("intrusion event=block address=[%s] reason=auth-failures count=4" % ip)

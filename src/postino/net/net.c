@@ -214,6 +214,19 @@ net_auth_request(uint64_t id, const struct sasl_req *r, const char *ip,
 }
 
 void
+net_auth_failed(uint64_t id, const char *ip, const char *mech,
+    enum auth_service service)
+{
+	struct ipc_out	o;
+
+	ipc_out_init(&o);
+	ipc_put_str(&o, ip);
+	ipc_put_str(&o, mech);
+	ipc_put_u32(&o, service);
+	ipc_send(net.store, IMSG_AUTH_FAILED, id, -1, &o);
+}
+
+void
 net_auth_reply(struct ipc_msg *m, struct sasl_reply *r, char *account,
     size_t size)
 {

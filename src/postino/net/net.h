@@ -59,6 +59,9 @@ void	net_auth_request(uint64_t id, const struct sasl_req *,
 	    const char *ip, enum auth_service);
 void	net_auth_reply(struct ipc_msg *, struct sasl_reply *,
 	    char *account, size_t size);
+/* A login refused in net without asking store (IMSG_AUTH_FAILED). */
+void	net_auth_failed(uint64_t id, const char *ip, const char *mech,
+	    enum auth_service);
 
 /*
  * One line of client input from in, bounded before it is copied: max

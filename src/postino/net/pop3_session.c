@@ -101,6 +101,7 @@ struct pop3_session {
 	struct sasl_server		*sasl;
 	bool				 sasl_reading;	/* a "+ " is out */
 	unsigned int			 auth_failures;
+	bool				 store_decided;	/* the last failure */
 	char				 mech[32];
 	char				 account[ADDR_PATH_MAX + 1];
 
@@ -422,9 +423,11 @@ do_pass(struct pop3_session *s, const char *arg)
 	if (*arg == '\0' || strlen(arg) > SASL_PASS_MAX) {
 		s->user[0] = '\0';
 		s->errors++;
+		s->store_decided = false;
 		login_failed(s);
 		return;
 	}
+	s->store_decided = true;	/* store verifies, logs, counts */
 	r.password = arg;
 	net_auth_request(s->id, &r, s->ip, AUTH_POP3);
 	s->user[0] = '\0';	/* RFC 1939 7: a PASS follows its USER */
@@ -445,6 +448,8 @@ static void
 login_failed(struct pop3_session *s)
 {
 	slog(s, LOGL_INFO, "event=auth result=fail method=%s", s->mech);
+	if (!s->store_decided)		/* store counts it all the same */
+		net_auth_failed(s->id, s->ip, s->mech, AUTH_POP3);
 	reply(s, "%s", auth_failed);
 	if (++s->auth_failures >= AUTH_FAILURES_MAX)
 		session_close(s, "auth-failures");
@@ -501,9 +506,11 @@ auth_verified(struct pop3_session *s, struct ipc_msg *m)
 	struct sasl_reply	r;
 
 	net_auth_reply(m, &r, s->account, sizeof(s->account));
-	if (s->sasl != NULL)
+	if (s->sasl != NULL) {
+		s->store_decided = sasl_server_request(s->sasl)->type !=
+		    SASL_REQ_SCRAM_FIRST;
 		auth_result(s, sasl_server_verified(s->sasl, &r));
-	else
+	} else
 		auth_result(s, r.result);	/* PASS */
 }
 
@@ -546,6 +553,7 @@ do_auth(struct pop3_session *s, const char *arg)
 		fatal("sasl_server_new");
 	strlcpy(s->mech, m->name, sizeof(s->mech));
 	s->account[0] = '\0';
+	s->store_decided = false;
 	auth_result(s, sasl_server_start(s->sasl, m->name, initial, &p));
 }
 

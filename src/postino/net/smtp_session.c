@@ -110,6 +110,7 @@ struct smtp_session {
 	struct sasl_server		*sasl;
 	bool				 sasl_reading;	/* a 334 is out */
 	unsigned int			 auth_failures;
+	bool				 auth_store_decided;
 	char				 auth_user[ADDR_PATH_MAX + 1];
 	char				 auth_account[ADDR_PATH_MAX + 1];
 	char				 auth_mech[32];
@@ -1148,6 +1149,8 @@ auth_result(struct smtp_session *s, enum sasl_result r)
 	case SASL_FAIL:
 		slog(s, LOGL_INFO, "event=auth result=fail sasl_method=%s",
 		    s->auth_mech);
+		if (!s->auth_store_decided)	/* store counts it all the same */
+			net_auth_failed(s->id, s->ip, s->auth_mech, AUTH_SMTP);
 		reply(s, "535 5.7.8 Authentication credentials invalid");
 		if (++s->auth_failures >= AUTH_FAILURES_MAX) {
 			reply(s, "421 4.7.0 %s Error: too many failed "
@@ -1221,6 +1224,7 @@ do_auth(struct smtp_session *s, const char *arg)
 		fatal("sasl_server_new");
 	strlcpy(s->auth_mech, m->name, sizeof(s->auth_mech));
 	s->auth_account[0] = '\0';
+	s->auth_store_decided = false;
 	auth_result(s, sasl_server_start(s->sasl, m->name, initial, &p));
 }
 
@@ -1256,6 +1260,9 @@ auth_verified(struct smtp_session *s, struct ipc_msg *m)
 	struct sasl_reply	 r;
 
 	net_auth_reply(m, &r, s->auth_account, sizeof(s->auth_account));
+	/* store logged and counted the outcome of a final verification */
+	s->auth_store_decided =
+	    sasl_server_request(s->sasl)->type != SASL_REQ_SCRAM_FIRST;
 	auth_result(s, sasl_server_verified(s->sasl, &r));
 }
 

@@ -233,6 +233,24 @@ auth_verify(struct ipc_msg *m)
 }
 
 void
+auth_net_failed(struct ipc_msg *m)
+{
+	char		ip[64], mech[32];
+	uint32_t	service;
+
+	ipc_get_strbuf(m, ip, sizeof(ip));
+	ipc_get_strbuf(m, mech, sizeof(mech));
+	service = ipc_get_u32(m);
+	ipc_end(m);
+	if (service > AUTH_POP3)
+		fatalx("store: bad failed login from net");
+	log_info("auth session=%016llx address=[%s] service=%s mech=%s "
+	    "user=- result=fail failures=%u", (unsigned long long)m->id, ip,
+	    service == AUTH_POP3 ? "pop3" : "smtp", mech,
+	    count_failure(ip, false));
+}
+
+void
 auth_session_end(uint64_t session)
 {
 	struct auth_sess	**pp = sess_find(session), *as = *pp;

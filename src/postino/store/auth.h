@@ -21,6 +21,9 @@ void	auth_init(const struct conf *, struct db *, struct pool *,
 	    struct ipc *net, struct intrusion *);
 /* IMSG_AUTH_VERIFY: answered later with IMSG_AUTH_RESULT. */
 void	auth_verify(struct ipc_msg *);
+/* IMSG_AUTH_FAILED: a login net refused by itself; logged and counted
+ * as one store refused. */
+void	auth_net_failed(struct ipc_msg *);
 /* IMSG_SESSION_END. */
 void	auth_session_end(uint64_t session);
 /* The account session authenticated as, or NULL. */

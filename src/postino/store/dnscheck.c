@@ -403,7 +403,7 @@ start_sender(struct dnscheck *c, const struct policy *p,
 	if (!c->conf->antispam.reject_unknown_sender_domain ||
 	    s->auth[0] != '\0' || path == NULL ||
 	    !path_domain(path, c->domain, sizeof(c->domain)) ||
-	    (s->ip_ok && policy_never_blocked(p, s->ip16)) ||
+	    (s->ip_ok && policy_trusted(p, s->ip16)) ||
 	    policy_domain_local(p, c->domain) != 0)
 		return false;
 	if (strcmp(s->sender_dns_domain, c->domain) == 0 &&
@@ -551,7 +551,7 @@ start_spf(struct dnscheck *c, const struct policy *p,
 	char			 domain[ADDR_DOMAIN_MAX + 1];
 
 	if (!c->conf->antispam.spf || s->auth[0] != '\0' || path == NULL ||
-	    !s->ip_ok || policy_never_blocked(p, s->ip16) ||
+	    !s->ip_ok || policy_trusted(p, s->ip16) ||
 	    strlen(path) >= sizeof(c->spf_sender) ||
 	    (path_domain(path, domain, sizeof(domain)) &&
 	    policy_domain_local(p, domain) != 0))

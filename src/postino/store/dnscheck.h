@@ -22,8 +22,8 @@ typedef void	dnscheck_fn(void *arg);
  * [antispam] dns_timeout seconds have passed, whichever comes first (a
  * DNSBL that did not answer lists nobody; a sender domain that did not
  * answer is a temporary failure).  Returns NULL, calling nothing, when
- * there is nothing to look up: a trusted or bypassed client, an
- * authenticated session, the null sender, a local domain, the checks
+ * there is nothing to look up: a trusted client (or, for DNSBL, one in
+ * the [intrusion] bypass list), an authenticated session, the null sender, a local domain, the checks
  * switched off, or an answer s already holds.
  */
 struct dnscheck	*dnscheck_start(struct resolver *, const struct policy *,

@@ -472,6 +472,13 @@ policy_set_intrusion(struct policy *p, struct intrusion *in)
 }
 
 bool
+policy_trusted(const struct policy *p, const uint8_t ip16[16])
+{
+	return iptable_lookup(&p->trusted, ip16) != NULL ||
+	    iptable_lookup(&p->trusted_names, ip16) != NULL;
+}
+
+bool
 policy_never_blocked(const struct policy *p, const uint8_t ip16[16])
 {
 	return iptable_lookup(&p->never_blocked, ip16) != NULL ||

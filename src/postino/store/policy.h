@@ -139,6 +139,9 @@ int	policy_domain_local(const struct policy *, const char *domain);
  * the rate checks say DUNNO. */
 void	policy_set_intrusion(struct policy *, struct intrusion *);
 
+/* A trusted host (R3.5). */
+bool	policy_trusted(const struct policy *, const uint8_t ip16[16]);
+
 /* Trusted (R3.5) or in the [intrusion] bypass list: never blocked nor
  * rate-limited by address (R4.4). */
 bool	policy_never_blocked(const struct policy *, const uint8_t ip16[16]);

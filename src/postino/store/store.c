@@ -462,6 +462,9 @@ net_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 		ipc_end(m);
 		auth_session_end(m->id);
 		break;
+	case IMSG_AUTH_FAILED:
+		auth_net_failed(m);
+		break;
 	case IMSG_DELIVER_RESULT:
 		sched_delivery_result(st.sched, m);
 		break;
