@@ -31,9 +31,19 @@ servers = a private dnsmasq giving far.test the MX mx1.far.test ->
 started, take RELAY_N messages of 1 KB to bench@far.test from
 smtp-source at each of RELAY_CONCS; end-to-end msgs/s is the messages
 at the peer over the time from the start of the load until the last of
-them was there, beside accepted msgs/s (until smtp-source exits).  Last,
-the disk's rate of write(1 KB)+fsync+rename+fsync(dir), the ceiling for
-a durable queue.  Prints two markdown tables and writes them to
+them was there, beside accepted msgs/s (until smtp-source exits).  Then
+the anti-spam DNS checks, postino alone (a fresh instance of the same
+binary): ANTISPAM_N messages of 1 KB from 127.0.0.1, one connection per
+message (smtp-source without -d), at c = 10 and 50, (a) with [antispam]
+dnsbl = two zones, reject_unknown_sender_domain = yes and spf = yes,
+and (b) with all three off, each on a fresh start; [dns] servers = a
+private dnsmasq with its query log, which gives the sender's domain
+(SENDER's) an MX and the SPF record ANTISPAM_SPF and lists nobody; the
+client is not bypassed and no [intrusion] threshold can block it (blocks
+in the log are counted): msgs/s, CPU per message by role, the
+differences (a)-(b) and dnsmasq's queries per connection.  Last, the
+disk's rate of write(1 KB)+fsync+rename+fsync(dir), the ceiling for a
+durable queue.  Prints three markdown tables and writes them to
 build/bench.md.
 Last, it runs build/policy_bench (make bench-policy), if built, and
 prints its lines as they are.
@@ -44,12 +54,16 @@ in count and time; only processes started here are signalled, by PID
 build: errors are reported in the table and the exit status is 0.
 
 Environment: QUICK=1 (1,000 messages per point, C = 1 and 50, 1 KB
-only, 1,000 idle connections only, relay at C = 10 only: about a
-minute and a half), BENCH_N (messages per point), BENCH_RELAY_N (messages per
-relay point, default BENCH_N), POSTINO_BUILD (default build), LOADGEN (default
-build/loadgen), BENCH_OUT (default build/bench.md), BENCH_KEEP=1 keeps
-the temporary directory, POSTFIX_MAIN="name=value;..." overrides
-Postfix's main.cf (e.g. in_flow_delay=0).
+only, 1,000 idle connections only, relay at C = 10 only, 1,000
+messages per anti-spam run: about a minute and a half), BENCH_N
+(messages per point), BENCH_RELAY_N (messages per relay point, default
+BENCH_N), BENCH_ANTISPAM_N (messages per anti-spam run, default
+BENCH_N), BENCH_ONLY=antispam (that point alone: no Postfix, no loadgen
+needed; its table is printed, and written only to a BENCH_OUT given),
+POSTINO_BUILD (default build), LOADGEN (default build/loadgen),
+BENCH_OUT (default build/bench.md), BENCH_KEEP=1 keeps the temporary
+directory, POSTFIX_MAIN="name=value;..." overrides Postfix's main.cf
+(e.g. in_flow_delay=0).
 """
 import os
 import pwd
@@ -133,6 +147,20 @@ RELAY_N = int(os.environ.get("BENCH_RELAY_N", str(N)))
 RELAY_CONCS = [10] if QUICK else [10, 50]
 RELAY_DRAIN_TIMEOUT = 240.0  # until the peer has them all (after the load)
 RELAY_STALL = 30.0           # ... or this long without a new one at the peer
+
+# Anti-spam DNS checks (postino alone, a fresh instance of the same
+# binary): 1 KB messages from 127.0.0.1, one connection per message
+# (smtp-source without -d), with (a) the DNSBL zones, the sender-domain
+# check and SPF on, all answered by a private dnsmasq that logs every
+# query, and (b) all three off; not subject to BUDGET, each run bounded
+# by LOAD_TIMEOUT + DRAIN_TIMEOUT.
+SENDER_DOMAIN = SENDER.split("@")[1]
+ANTISPAM_ZONES = ["bl1.bench.test", "bl2.bench.test"]   # 127.0.0.1 in neither
+ANTISPAM_MX = "mx." + SENDER_DOMAIN
+ANTISPAM_SPF = "v=spf1 ip4:127.0.0.0/8 -all"
+ANTISPAM_N = int(os.environ.get("BENCH_ANTISPAM_N", str(N)))
+ANTISPAM_CONCS = [10, 50]
+ONLY = os.environ.get("BENCH_ONLY", "")     # "antispam": that point alone
 
 
 def log(msg):
@@ -269,15 +297,16 @@ def maildir_clear(md):
 class Postino:
     name = "postino"
 
-    def __init__(self, top):
-        self.dir = os.path.join(top, "postino")
+    def __init__(self, top, sub="postino", like=None):
+        self.dir = os.path.join(top, sub)
         os.mkdir(self.dir)
         os.chmod(self.dir, 0o755)
-        # Private copies: a rebuild of build/ during the run changes nothing.
+        # Private copies: a rebuild of build/ during the run changes nothing
+        # (a second instance copies the first one's: the same binary).
         self.bin = os.path.join(self.dir, "postino")
         self.admin_bin = os.path.join(self.dir, "postino-admin")
-        shutil.copy2(POSTINO, self.bin)
-        shutil.copy2(ADMIN, self.admin_bin)
+        shutil.copy2(like.bin if like else POSTINO, self.bin)
+        shutil.copy2(like.admin_bin if like else ADMIN, self.admin_bin)
         self.restarts = []
         self.data_dir = os.path.join(self.dir, "data")
         self.conf = os.path.join(self.dir, "postino.conf")
@@ -318,6 +347,29 @@ class Postino:
         self.write_conf(["[dns]", "servers = %s" % dns_server,
                          "[delivery]", "smtp_port = %d" % port])
         self.admin("trusted", "add", "127.0.0.1")
+
+    def antispam_conf(self, dns_server, on):
+        """The anti-spam point (while stopped): [antispam] dnsbl (the
+        ANTISPAM_ZONES), reject_unknown_sender_domain and spf all on or
+        all off, [dns] servers = dns_server either way; the loopback
+        client is not in [intrusion] bypass (bypassed clients are never
+        looked up) and no threshold can block it."""
+        cut = self.base_conf.index("[antispam]")
+        yn = "yes" if on else "no"
+        lines = self.base_conf[:cut] + ["[antispam]"]
+        if on:
+            lines.append("dnsbl = %s" % ", ".join(ANTISPAM_ZONES))
+        lines += ["reject_unknown_sender_domain = %s" % yn, "spf = %s" % yn,
+                  "[intrusion]",
+                  "max_connections_per_minute = 0",
+                  "max_messages_per_hour = 0",
+                  "max_auth_failures = 1000000",
+                  "max_unknown_rcpts = 1000000",
+                  "max_protocol_errors = 1000000",
+                  "[dns]", "servers = %s" % dns_server]
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.chmod(self.conf, 0o644)
 
     def log_size(self):
         try:
@@ -871,6 +923,190 @@ def relay_point(srv, sink, conc, helpers):
     return res
 
 
+def role_cpu(root, which=(11, 12)):
+    """{role: CPU seconds} of the live processes of root's tree, by their
+    -R argument (the parent is "parent"); user+sys, or which=(11,) user
+    alone, (12,) sys alone."""
+    out = {}
+    for p in tree(root):
+        f = stat_fields(p)
+        if f is None:
+            continue
+        role = "parent"
+        if p != root:
+            try:
+                with open("/proc/%d/cmdline" % p, "rb") as fh:
+                    argv = fh.read().split(b"\0")
+                role = argv[argv.index(b"-R") + 1].decode("ascii", "replace")
+            except (OSError, ValueError, IndexError):
+                role = "other"
+        out[role] = out.get(role, 0.0) + sum(int(f[i]) for i in which) / CLK
+    return out
+
+
+QUERY_RE = re.compile(r" query\[(\w+)\] (\S+) from ")
+
+
+def dns_queries(dns, off):
+    """{qtype: count} of the queries dnsmasq logged after offset off of
+    its log, and the log's size now."""
+    try:
+        with open(dns.log_path, "rb") as f:
+            f.seek(off)
+            raw = f.read()
+    except OSError:
+        return {}, off
+    text = raw.decode("utf-8", "replace")
+    out = {}
+    for m in QUERY_RE.finditer(text):
+        out[m.group(1)] = out.get(m.group(1), 0) + 1
+    if "log entries lost" in text:
+        out["(log lines lost)"] = 1
+    return out, off + len(raw)
+
+
+def received_spf(md):
+    """The Received-SPF: field of one message in the Maildir, unfolded,
+    without its name; "(none)" if it has none, None without a message."""
+    try:
+        names = os.listdir(os.path.join(md, "new"))
+    except OSError:
+        return None
+    for n in names[:1]:
+        try:
+            with open(os.path.join(md, "new", n), "rb") as f:
+                head = f.read(4096).decode("utf-8", "replace")
+        except OSError:
+            return None
+        m = re.search(r"^Received-SPF:[ \t]*((?:[^\r\n]|\r?\n[ \t])*)", head, re.M)
+        return re.sub(r"\r?\n[ \t]+", " ", m.group(1)) if m else "(none)"
+    return None
+
+
+def antispam_point(srv, dns, conc, dns_start, log_start):
+    """ANTISPAM_N messages of 1 KB, one connection each, at concurrency
+    conc, on srv as configured; figures as load_point's, plus dnsmasq's
+    queries by type (from dns_start, dnsmasq's log size before srv was
+    started, until the load: the readiness probe's; then the load's) and
+    the blocks and refusals in postino's log since log_start."""
+    res = {}
+    maildir_clear(srv.maildir)
+    before = maildir_count(srv.maildir)
+    start_q, dns_off = dns_queries(dns, dns_start)
+    log_off = srv.log_size()
+    cpu0 = cpu_seconds(srv.root)
+    role0 = role_cpu(srv.root)
+    user0 = role_cpu(srv.root, (11,))
+    dcpu0 = cpu_seconds(dns.proc.pid)
+    cmd = [SMTP_SOURCE, "-4", "-s", str(conc), "-m", str(ANTISPAM_N), "-l", "1024",
+           "-M", "client.example.org", "-f", SENDER, "-t", RCPT,
+           "127.0.0.1:%d" % srv.port]
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL)
+    try:
+        _, err = p.communicate(timeout=LOAD_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate(timeout=10)
+        res["error"] = "smtp-source killed after %.0f s" % LOAD_TIMEOUT
+    except BaseException:       # a SIGTERM: smtp-source goes too
+        p.kill()
+        p.wait(10)
+        raise
+    wall = time.monotonic() - t0
+    if p.returncode not in (0, None) and "error" not in res:
+        res["error"] = "smtp-source exit %d: %s" % (
+            p.returncode, " ".join(err.decode("utf-8", "replace").strip()
+                                   .splitlines()[-1:]))
+    count, last = wait_drained(srv, before + ANTISPAM_N, t0)
+    cpu1 = cpu_seconds(srv.root)
+    role1 = role_cpu(srv.root)
+    user1 = role_cpu(srv.root, (11,))
+    dcpu1 = cpu_seconds(dns.proc.pid)
+    time.sleep(0.2)             # dnsmasq's last log lines
+    load_q, _ = dns_queries(dns, dns_off)
+    conns = len(re.findall(r"event=connect\b", srv.log_since(log_off)))
+    text = srv.log_since(log_start)
+    rejects = {}
+    for m in re.finditer(r"event=reject\b.*?check=(\S+)", text):
+        rejects[m.group(1)] = rejects.get(m.group(1), 0) + 1
+    accepted = count - before
+    per = accepted or None
+    res.update({
+        "accepted": accepted,
+        "conns": conns,
+        "wall": wall,
+        "rate": accepted / wall if wall > 0 else 0,
+        "last": last,
+        "cpu_ms": (cpu1 - cpu0) / per * 1000 if per else None,
+        "role_ms": {k: (role1.get(k, 0) - v) / per * 1000 if per else None
+                    for k, v in role0.items() if k in ("net", "store")},
+        "user_ms": {k: (user1.get(k, 0) - v) / per * 1000 if per else None
+                    for k, v in user0.items() if k in ("net", "store")},
+        "dns_ms": (dcpu1 - dcpu0) / per * 1000 if per else None,
+        "start_q": start_q,
+        "load_q": load_q,
+        "queries": sum(v for k, v in load_q.items() if not k.startswith("(")),
+        "blocks": len(re.findall(r"event=block(?:-failed)?(?![\w-])", text)),
+        "rejects": rejects,
+        "spf_field": received_spf(srv.maildir),
+    })
+    if accepted < ANTISPAM_N and "error" not in res:
+        res["error"] = "%d of %d messages in the Maildir" % (accepted, ANTISPAM_N)
+    maildir_clear(srv.maildir)
+    return res
+
+
+def antispam_test(top, like=None):
+    """The anti-spam point: a postino of its own (the same binary as
+    like's), at each of ANTISPAM_CONCS (a) with the three DNS checks on
+    and (b) off, each run on a fresh start; {conc: {"on"|"off": res}}."""
+    if not os.access("/usr/sbin/dnsmasq", os.X_OK):
+        return {"skipped": "/usr/sbin/dnsmasq not found (sh scripts/install-deps.sh)"}
+    out = {}
+    with Dnsmasq(hosts={ANTISPAM_MX: ["192.0.2.25"]},
+                 mx={SENDER_DOMAIN: [(10, ANTISPAM_MX)]},
+                 txt={SENDER_DOMAIN: [ANTISPAM_SPF]},
+                 local_domains=("test", SENDER_DOMAIN), log_queries=True) as dns:
+        srv = Postino(top, sub="postino-antispam", like=like)
+        log("antispam: dnsmasq on %s (query log), postino on 127.0.0.1:%d"
+            % (dns.server, srv.port))
+        try:
+            for i, conc in enumerate(ANTISPAM_CONCS):
+                out[conc] = {}
+                # (a) first at the first C, (b) first at the next: the
+                # order's own effect does not always fall on one side.
+                for mode in (("on", "off") if i % 2 == 0 else ("off", "on")):
+                    try:
+                        srv.stop()
+                        srv.antispam_conf(dns.server, mode == "on")
+                        dns_start = os.path.getsize(dns.log_path)
+                        log_start = srv.log_size()
+                        srv.start()
+                        r = antispam_point(srv, dns, conc, dns_start, log_start)
+                    except Exception as e:     # noqa: BLE001  (reported, not raised)
+                        r = {"error": "antispam point: %r" % (e,)}
+                    if not srv.alive():
+                        r["error"] = "server died during the point: " + srv.exit_reason()
+                    if not dns.alive():
+                        r["error"] = "dnsmasq died: " + dns.log()[-300:]
+                    out[conc][mode] = r
+                    log("antispam 1 KB c=%-3d checks %-3s %s msgs/s, %s of %d, cpu %s ms/msg "
+                        "(%s), %s DNS queries (%s), blocks %s, rejects %s %s"
+                        % (conc, mode, fmt(r.get("rate")), r.get("accepted", "–"),
+                           ANTISPAM_N, fmt(r.get("cpu_ms"), "%.3f"),
+                           ", ".join("%s %.3f" % kv for kv in
+                                     sorted((r.get("role_ms") or {}).items()) if kv[1]
+                                     is not None),
+                           r.get("queries", "–"), r.get("load_q", ""),
+                           r.get("blocks", "–"), r.get("rejects", ""),
+                           r.get("error", "")))
+        finally:
+            srv.stop()
+    return out
+
+
 def relay_test(top, servers, sink_port):
     """The relay points: each server, freshly started, relays RELAY_N
     messages at each of RELAY_CONCS to one sink; {conc: {name: res}}."""
@@ -1090,6 +1326,90 @@ def render_relay(relay, port):
     return "\n".join(L) + "\n"
 
 
+def render_antispam(anti):
+    """The anti-spam point: a third table."""
+    if not anti:
+        return ""
+    if "skipped" in anti:
+        return "\nAnti-spam DNS checks: not measured (%s)\n" % anti["skipped"]
+    L = [""]
+    L.append("Anti-spam DNS checks, postino alone (the same binary, an instance of its "
+             "own): %s messages of 1 KB to %s per run, one connection per message "
+             "(smtp-source -s C, no -d), from 127.0.0.1 (not in [intrusion] bypass; "
+             "max_connections_per_minute = 0), each run on a fresh start; (a) [antispam] "
+             "dnsbl = %s (127.0.0.1 listed by neither: NXDOMAIN), "
+             "reject_unknown_sender_domain = yes, spf = yes; (b) all three off; both with "
+             "[dns] servers = a private dnsmasq (query log on) giving %s the MX %s and the "
+             "TXT \"%s\"; CPU = user+sys of postino's processes per message, net and "
+             "store roles, all = with the parent"
+             % ("{:,}".format(ANTISPAM_N), RCPT, ", ".join(ANTISPAM_ZONES), SENDER_DOMAIN,
+                ANTISPAM_MX, ANTISPAM_SPF))
+    L.append("")
+    L.append("| antispam load | msgs/s (a) checks on | msgs/s (b) off | (a)−(b) msgs/s "
+             "| CPU ms per msg (a): net / store / all | CPU ms per msg (b): net / store / all "
+             "| (a)−(b) CPU ms per connection: all (net, store) "
+             "| dnsmasq queries per connection (a / b) |")
+    L.append("|---|---:|---:|---:|---|---|---|---|")
+    notes = []
+
+    def cpu3(x):
+        rm = x.get("role_ms") or {}
+        return "%s / %s / %s" % (fmt(rm.get("net"), "%.3f"), fmt(rm.get("store"), "%.3f"),
+                                 fmt(x.get("cpu_ms"), "%.3f"))
+
+    def diff(a, b, key, sub=None):
+        va = (a.get(key) or {}).get(sub) if sub else a.get(key)
+        vb = (b.get(key) or {}).get(sub) if sub else b.get(key)
+        return None if va is None or vb is None else va - vb
+
+    def qpc(x):
+        return x["queries"] / x["conns"] if x.get("conns") and "queries" in x else None
+
+    for conc, r in anti.items():
+        a, b = r.get("on", {}), r.get("off", {})
+        label = "1 KB, c=%d" % conc
+        dc = diff(a, b, "cpu_ms")
+        L.append("| %s | %s | %s | %s | %s | %s | %s (%s, %s) | %s / %s |" % (
+            label, fmt(a.get("rate")), fmt(b.get("rate")),
+            fmt(diff(a, b, "rate"), "%+.0f"), cpu3(a), cpu3(b),
+            fmt(dc, "%+.3f"), fmt(diff(a, b, "role_ms", "net"), "%+.3f"),
+            fmt(diff(a, b, "role_ms", "store"), "%+.3f"),
+            fmt(qpc(a), "%.2f"), fmt(qpc(b), "%.2f")))
+        if a.get("user_ms") and b.get("user_ms"):
+            notes.append("%s: user CPU alone, ms per connection (a) / (b): net %s / %s, "
+                         "store %s / %s; (a)−(b) net %s, store %s"
+                         % (label, fmt(a["user_ms"].get("net"), "%.3f"),
+                            fmt(b["user_ms"].get("net"), "%.3f"),
+                            fmt(a["user_ms"].get("store"), "%.3f"),
+                            fmt(b["user_ms"].get("store"), "%.3f"),
+                            fmt(diff(a, b, "user_ms", "net"), "%+.3f"),
+                            fmt(diff(a, b, "user_ms", "store"), "%+.3f")))
+        for mode, x in (("(a)", a), ("(b)", b)):
+            if x.get("error"):
+                notes.append("%s %s: %s" % (label, mode, x["error"]))
+            if "load_q" in x and (mode == "(a)" or x["queries"] or x["blocks"]
+                                   or x["rejects"]):
+                notes.append(
+                    "%s %s: %d connections, %d messages; dnsmasq: %s over the load "
+                    "(%s at the start: the readiness probe's), %s CPU-ms per connection; "
+                    "Received-SPF: %s; postino log: %d event=block, refusals: %s"
+                    % (label, mode, x["conns"], x["accepted"],
+                       ", ".join("%s %d" % kv for kv in sorted(x["load_q"].items())) or "none",
+                       ", ".join("%s %d" % kv for kv in sorted(x["start_q"].items()))
+                       or "none", fmt(x.get("dns_ms"), "%.3f"),
+                       re.sub(r"\).*", ")", x.get("spf_field") or "–"), x["blocks"],
+                       ", ".join("%s %d" % kv for kv in sorted(x["rejects"].items()))
+                       or "none"))
+    runs = [x for r in anti.values() for x in r.values() if "blocks" in x]
+    L.append("")
+    L.append("dnsmasq's query log counts every query postino asked; event=block lines in "
+             "postino's log: %d over the %d runs (from each start to the end of its load)."
+             % (sum(x["blocks"] for x in runs), len(runs)))
+    for n in notes:
+        L.append("- " + n)
+    return "\n".join(L) + "\n"
+
+
 def policy_bench():
     """The policy engine's decisions, timed (bench/policy_bench.c): its
     output as it is, or nothing if it is not built."""
@@ -1110,12 +1430,47 @@ def on_term(signum, frame):
     raise SystemExit("bench: signal %d: stopping the servers" % signum)
 
 
+def antispam_only(top, meta, t_start):
+    """BENCH_ONLY=antispam: the anti-spam point alone, printed (and
+    written to BENCH_OUT only if that is set: build/bench.md keeps the
+    last whole run)."""
+    log("dir %s, BENCH_ONLY=antispam, %d messages per run" % (top, ANTISPAM_N))
+    anti = {}
+    try:
+        anti = antispam_test(top)
+    except Exception as e:      # benchmarks print, they do not fail
+        log("aborted: %r" % (e,))
+        anti = {"skipped": "antispam: %r" % (e,)}
+    finally:
+        if os.environ.get("BENCH_KEEP") == "1":
+            log("kept %s" % top)
+        else:
+            shutil.rmtree(top, ignore_errors=True)
+    with open("/proc/loadavg") as f:
+        after = " ".join(f.read().split()[:3])
+    table = ("postino anti-spam DNS checks alone (BENCH_ONLY=antispam), %s, nproc %s, "
+             "load average before: %s, after: %s%s\n"
+             % (meta["date"], meta["nproc"], meta["loadavg"], after,
+                ", QUICK" if QUICK else ""))
+    table += render_antispam(anti)
+    table += "\n(%.0f s for the whole run)\n" % (time.monotonic() - t_start)
+    print(table)
+    if os.environ.get("BENCH_OUT"):
+        os.makedirs(os.path.dirname(OUT), exist_ok=True)
+        with open(OUT, "w") as f:
+            f.write(table)
+    return 0
+
+
 def main():
     # A SIGTERM (say, from timeout(1)) still stops both servers and
     # removes the temporary directory (the finally clause below).
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
-    for b in (POSTINO, ADMIN, LOADGEN):
+    if ONLY not in ("", "antispam"):
+        print("bench: BENCH_ONLY=%s: only BENCH_ONLY=antispam is known" % ONLY)
+        return 0
+    for b in (POSTINO, ADMIN) + (() if ONLY else (LOADGEN,)):
         if not os.access(b, os.X_OK):
             print("bench: %s is not built (make all bench-tools)" % b)
             return 0
@@ -1135,11 +1490,14 @@ def main():
     top = tempfile.mkdtemp(prefix="postino-bench-")
     os.chmod(top, 0o755)
     t_start = time.monotonic()
+    if ONLY == "antispam":
+        return antispam_only(top, meta, t_start)
     log("dir %s, RLIMIT_NOFILE %d, %d messages per point" % (top, nofile, N))
     servers = []
     results = {}
     idle = {}
     relay = {}
+    anti = {}
     client_cpu = [0.0, 0]
     relay_port = None
     try:
@@ -1209,6 +1567,11 @@ def main():
                 relay = {"skipped": "relay: %r" % (e,)}
         for srv in servers:
             srv.stop()
+        try:
+            anti = antispam_test(top, like=pino)
+        except Exception as e:  # noqa: BLE001  (reported, not raised)
+            log("antispam: %r" % (e,))
+            anti = {"skipped": "antispam: %r" % (e,)}
         disk = {1: disk_ceiling(top, 1), 8: disk_ceiling(top, 8)}
         log("disk: %.0f ops/s (1 writer), %.0f ops/s (8 writers)" % (disk[1], disk[8]))
     except Exception as e:      # benchmarks print, they do not fail
@@ -1232,6 +1595,7 @@ def main():
     idle.setdefault("Postfix", {})
     table = render(results, idle, disk, meta)
     table += render_relay(relay, relay_port)
+    table += render_antispam(anti)
     for srv in servers:
         for note in srv.restarts:
             table += "- %s %s\n" % (srv.name, note)
