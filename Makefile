@@ -8,6 +8,7 @@
 #   make crashtest  SIGKILL postino under load CRASH_ROUNDS times, check the mail
 #   make bench      postino against a private Postfix (QUICK=1: about a minute)
 #   make fresh-check  a bare Debian 12 root: make run, swaks, make test
+#   make install    build, then install under DESTDIR/PREFIX (README "Installing")
 
 SAN ?= 0
 ifeq ($(SAN),1)
@@ -158,6 +159,53 @@ $(B)/policy_bench: $(B)/obj/bench/policy_bench.o $(TEST_OBJS)
 fresh-check:
 	@FRESH_STEPS=$(FRESH_STEPS) FRESH_OPTIONAL=$(FRESH_OPTIONAL) \
 	    sh scripts/fresh-check.sh
+
+# make install: the programs, the manual pages, the systemd unit and an
+# example configuration under $(DESTDIR)$(PREFIX); /etc is never
+# written.  sendmail is installed as postino-sendmail, so that it never
+# takes the place of another MTA's /usr/sbin/sendmail.  install-files
+# installs what $(B) holds without building (tests/e2e/test_install.py).
+PREFIX	?= /usr/local
+SBINDIR	 = $(PREFIX)/sbin
+MANDIR	 = $(PREFIX)/share/man
+DOCDIR	 = $(PREFIX)/share/doc/postino
+UNITDIR	 = $(PREFIX)/lib/systemd/system
+DOCS	:= README.md $(wildcard docs/*.md)
+INSTALLED = $(addprefix $(DESTDIR)$(SBINDIR)/,postino postino-admin \
+	    postino-sendmail) \
+	    $(DESTDIR)$(MANDIR)/man1/postino-sendmail.1 \
+	    $(DESTDIR)$(MANDIR)/man5/postino.conf.5 \
+	    $(addprefix $(DESTDIR)$(MANDIR)/man8/,postino.8 postino-admin.8) \
+	    $(DESTDIR)$(UNITDIR)/postino.service \
+	    $(addprefix $(DESTDIR)$(DOCDIR)/,postino.conf.example \
+	    $(notdir $(DOCS)))
+
+.PHONY: install install-files uninstall
+install: deps
+	@$(MAKE) --no-print-directory bins
+	@$(MAKE) --no-print-directory install-files
+
+install-files:
+	@for f in $(BINS); do [ -x "$$f" ] || { echo "make install: $$f" \
+	    "is missing: run make first" >&2; exit 1; }; done
+	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(B)/postino $(B)/postino-admin $(DESTDIR)$(SBINDIR)/
+	install -m 0755 $(B)/sendmail $(DESTDIR)$(SBINDIR)/postino-sendmail
+	install -m 0644 man/postino-sendmail.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/postino.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/postino.8 man/postino-admin.8 $(DESTDIR)$(MANDIR)/man8/
+	sed 's|/usr/local/sbin/|$(SBINDIR)/|g' etc/postino.service \
+	    >$(DESTDIR)$(UNITDIR)/postino.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/postino.service
+	install -m 0644 etc/postino.conf.example $(DOCS) $(DESTDIR)$(DOCDIR)/
+	@echo "postino: installed under $(DESTDIR)$(PREFIX); start from" \
+	    "$(DOCDIR)/postino.conf.example as /etc/postino/postino.conf"
+
+uninstall:
+	rm -f $(INSTALLED)
+	-rmdir $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf --one-file-system build

@@ -17,7 +17,7 @@ PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev
 libcrypt-dev libc-ares-dev openssl sqlite3 clang libclang-rt-14-dev
 python3 python3-pytest swaks libnet-ssleay-perl procps postfix
 gsasl curl dnsmasq-base sasl2-bin libsasl2-modules dovecot-core dovecot-lmtpd
-fetchmail mpop dovecot-pop3d clamav-daemon"
+fetchmail mpop dovecot-pop3d clamav-daemon fail2ban groff-base man-db"
 if [ "${1:-}" = fresh ]; then
 	PKGS="$PKGS mmdebstrap"
 fi
@@ -67,9 +67,10 @@ if [ -n "$missing" ]; then
 	fi
 	# The servers among these (postfix, dovecot, clamd) are run by the
 	# tests and the benchmark as private instances; their system
-	# services must not start.  policy-rc.d answering 101 tells the
-	# packages' scripts so (invoke-rc.d(8)); one that exists already
-	# stays.
+	# services must not start, nor fail2ban's server (only
+	# fail2ban-regex is used, by tests/e2e/test_fail2ban.py).
+	# policy-rc.d answering 101 tells the packages' scripts so
+	# (invoke-rc.d(8)); one that exists already stays.
 	rc=/usr/sbin/policy-rc.d
 	own_rc=""
 	if [ ! -e "$rc" ]; then
@@ -87,8 +88,10 @@ if [ -n "$missing" ]; then
 	fi
 	if [ -n "$own_rc" ]; then rm -f "$rc"; fi
 	# Should a policy-rc.d of the machine's own have let the packages
-	# start the system clamd or freshclam, they stop (by their PIDs).
-	for pidf in /run/clamav/clamd.pid /run/clamav/freshclam.pid; do
+	# start the system clamd, freshclam or fail2ban server, they stop
+	# (by their PIDs).
+	for pidf in /run/clamav/clamd.pid /run/clamav/freshclam.pid \
+	    /run/fail2ban/fail2ban.pid; do
 		if [ -s "$pidf" ]; then
 			kill "$(cat "$pidf")" 2>/dev/null || true
 		fi

@@ -68,3 +68,13 @@ def test_config_reference_is_generated_from_the_table():
     assert r.returncode == 0, r.stderr
     with open(os.path.join(ROOT, "docs", "config.md")) as f:
         assert f.read() == r.stdout, "run: build/postino-admin show config-doc > docs/config.md"
+
+
+def test_config_man_page_is_generated_from_the_table():
+    """man/postino.conf.5 is the same table in roff, never hand-edited."""
+    from conftest import ADMIN, ROOT
+    r = subprocess.run([ADMIN, "show", "config-man"], capture_output=True,
+                       timeout=20, text=True)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(ROOT, "man", "postino.conf.5")) as f:
+        assert f.read() == r.stdout, "run: build/postino-admin show config-man > man/postino.conf.5"
