@@ -568,6 +568,13 @@ void
 resolver_addrs(struct resolver *r, const char *name, resolver_addrs_cb cb,
     void *arg)
 {
+	resolver_addrs_af(r, name, AF_UNSPEC, cb, arg);
+}
+
+void
+resolver_addrs_af(struct resolver *r, const char *name, int family,
+    resolver_addrs_cb cb, void *arg)
+{
 	struct ares_addrinfo_hints	 hints;
 	struct resolve_query		*q;
 
@@ -582,7 +589,7 @@ resolver_addrs(struct resolver *r, const char *name, resolver_addrs_cb cb,
 		return;
 	}
 	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
+	hints.ai_family = family;
 	/* RFC 6724 sorting connect()s a socket per address; order is moot. */
 	hints.ai_flags = ARES_AI_NOSORT;
 	ares_getaddrinfo(r->channel, name, NULL, &hints, query_answered, q);

@@ -111,6 +111,10 @@ typedef void	(*resolver_addrs_cb)(void *arg, enum resolve_status status,
  */
 void		 resolver_addrs(struct resolver *r, const char *name,
 		    resolver_addrs_cb cb, void *arg);
+/* The same for one family only: AF_INET (A), AF_INET6 (AAAA), or
+ * AF_UNSPEC (both, as resolver_addrs()). */
+void		 resolver_addrs_af(struct resolver *r, const char *name,
+		    int family, resolver_addrs_cb cb, void *arg);
 
 /*
  * One MX record (RFC 5321 5.1).  host is a host name as checked on

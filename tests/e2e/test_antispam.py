@@ -86,6 +86,8 @@ def test_listed_client_is_closed_at_once(make_server, dns):
     assert c.reply().raw == (listed_reply(LISTED, "bl.test", REASON) + "\r\n").encode()
     c.wait_eof()
     assert dns.log().count("query[A] 5.0.0.127.bl.test ") == asked
+    # RFC 5782: a listing is an A record; no AAAA is asked
+    assert "query[AAAA] 5.0.0.127.bl.test" not in dns.log()
     c = connect(p, LISTED2)
     assert c.reply().raw == (listed_reply(LISTED2, "bl2.test") + "\r\n").encode()
     c.wait_eof()

@@ -10,6 +10,8 @@
  * reach a reply or a log; the sender's domain comes from a client and
  * is checked as a host name before it is looked up.
  */
+#include <sys/socket.h>
+
 #include <arpa/inet.h>
 
 #include <ctype.h>
@@ -331,8 +333,10 @@ start_dnsbl(struct dnscheck *c, const struct policy *p,
 		c->nzones++;
 	}
 	c->pending = (unsigned int)c->nzones;
+	/* RFC 5782 2.1: a listing is an A record; no AAAA is asked */
 	for (i = 0; i < c->nzones; i++)
-		resolver_addrs(c->res, c->zones[i].name, zone_a, &c->zones[i]);
+		resolver_addrs_af(c->res, c->zones[i].name, AF_INET, zone_a,
+		    &c->zones[i]);
 	return c->nzones > 0;
 }
 
@@ -520,7 +524,8 @@ spf_next_query(struct dnscheck *c)
 		break;
 	case SPF_Q_A:
 	case SPF_Q_AAAA:
-		resolver_addrs(c->res, q.name, spf_addrs, c);
+		resolver_addrs_af(c->res, q.name, q.type == SPF_Q_A ? AF_INET :
+		    AF_INET6, spf_addrs, c);
 		break;
 	case SPF_Q_MX:
 		resolver_mx(c->res, q.name, spf_mx, c);
