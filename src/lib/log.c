@@ -103,8 +103,8 @@ panic(const char *fmt, ...)
 	abort();
 }
 
-char *
-log_escape(const void *in, size_t len, char *out, size_t size)
+static char *
+escape(const void *in, size_t len, char *out, size_t size, unsigned char low)
 {
 	static const char	 hex[] = "0123456789abcdef";
 	const unsigned char	*p = in;
@@ -114,7 +114,7 @@ log_escape(const void *in, size_t len, char *out, size_t size)
 		return out;
 	for (i = 0; i < len; i++) {
 		unsigned char c = p[i];
-		size_t need = (c > 0x20 && c < 0x7f && c != '\\' && c != '"')
+		size_t need = (c >= low && c < 0x7f && c != '\\' && c != '"')
 		    ? 1 : 4;
 
 		if (o + need + 4 > size) {	/* keep room for "..." */
@@ -136,4 +136,16 @@ log_escape(const void *in, size_t len, char *out, size_t size)
 	}
 	out[o < size ? o : size - 1] = '\0';
 	return out;
+}
+
+char *
+log_escape(const void *in, size_t len, char *out, size_t size)
+{
+	return escape(in, len, out, size, 0x21);
+}
+
+char *
+log_escape_quoted(const void *in, size_t len, char *out, size_t size)
+{
+	return escape(in, len, out, size, 0x20);
 }

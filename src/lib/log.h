@@ -32,5 +32,8 @@ void	panic(const char *fmt, ...)
  * result is cut at size-1 octets (ending in "..." when cut).  Returns out.
  */
 char	*log_escape(const void *in, size_t len, char *out, size_t size);
+/* The same for the inside of a "..." value: spaces stay as they are. */
+char	*log_escape_quoted(const void *in, size_t len, char *out,
+	    size_t size);
 
 #endif

@@ -391,3 +391,16 @@ def test_many_recipients_of_one_domain(world):
     assert sorted(len(t["rcpts"]) for t in ts) == [50] * 5
     assert w.log_has("event=removed")
     assert w.p.read_log().count("event=outbound job=") == 3
+
+
+def test_hostile_reply_is_escaped_in_the_log(world):
+    """A peer's reply goes into the log inside reply="...": its quotes
+    and backslashes are escaped, so it cannot end the field early and
+    pass a key=value of its own to a log reader (fail2ban)."""
+    w = world(mx={"far.test": [(10, "mx1.far.test")]},
+              hosts={"mx1.far.test": ["127.0.0.2"]})
+    w.sink("127.0.0.2", hard_reject=("rcpt",),
+           extra_args=("-B", '550 5.1.1 no" address=[6.6.6.6] x\\y'))
+    w.send(["gone@far.test"])
+    assert w.log_has('reply="550 5.1.1 no\\x22 address=[6.6.6.6] x\\x5cy"')
+    assert 'no" address=[6.6.6.6]' not in w.p.read_log()

@@ -244,6 +244,17 @@ decide_all(struct client *c, unsigned int code, const char *status,
 		decide(c, i, code, status, text);
 }
 
+/* A peer's reply for a log line: quotes and backslashes escaped, so a
+ * hostile peer cannot end the reply="..." field (one buffer: net has
+ * one thread). */
+static const char *
+esc_text(const char *text)
+{
+	static char	buf[4 * 1024];
+
+	return log_escape_quoted(text, strlen(text), buf, sizeof(buf));
+}
+
 /*
  * The session on this address failed: remember why for whoever is
  * left, and try the next address.  code 4xx or 5xx; a 5xx here (null
@@ -266,7 +277,7 @@ address_failed(struct client *c, unsigned int code, const char *status,
 	strlcpy(c->last_status, status, sizeof(c->last_status));
 	log_info("client job=%" PRIu64 " qid=%s event=address-failed "
 	    "relay=%s reply=\"%s\"", c->id, c->qid, c->remote[0] ?
-	    c->remote : c->domain, c->last_text);
+	    c->remote : c->domain, esc_text(c->last_text));
 	session_drop(c);
 	if (code >= 500)
 		decide_all(c, code, status, "%s", c->last_text);
@@ -796,7 +807,8 @@ on_dot_reply(struct client *c)
 			decide(c, c->dot_next, c->r.code, c->r.status, c->r.text);
 			log_info("client job=%" PRIu64 " qid=%s event=sent "
 			    "relay=%s to=<%s> reply=\"%s\"", c->id, c->qid,
-			    c->remote, c->rcpt[c->dot_next], c->r.text);
+			    c->remote, c->rcpt[c->dot_next],
+			    esc_text(c->r.text));
 			c->dot_next++;
 		}
 		while (c->dot_next < c->bend && !c->ok[c->dot_next])
@@ -815,7 +827,7 @@ on_dot_reply(struct client *c)
 	if (!c->data_discard)
 		log_info("client job=%" PRIu64 " qid=%s event=sent relay=%s "
 		    "rcpts=%zu reply=\"%s\"", c->id, c->qid, c->remote,
-		    c->accepted, c->r.text);
+		    c->accepted, esc_text(c->r.text));
 	c->batch = c->bend;
 	set_timeout(c, TIMEOUT_REPLY);
 	tx_start(c);

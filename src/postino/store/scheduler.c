@@ -639,6 +639,7 @@ sched_delivery_result(struct sched *s, struct ipc_msg *msg)
 	struct qmsg	*m;
 	uint32_t	 n, i, code;
 	const char	*status, *remote, *text;
+	char		 esc[TEXT_MAX * 4];
 
 	for (jp = &s->flying[msg->id % JOB_BUCKETS]; (j = *jp) != NULL;
 	    jp = &j->next)
@@ -666,24 +667,26 @@ sched_delivery_result(struct sched *s, struct ipc_msg *msg)
 		clean_word(ts->status, sizeof(ts->status), status);
 		clean_word(ts->remote, sizeof(ts->remote), remote);
 		clean_copy(ts->text, sizeof(ts->text), text);
+		/* a peer's words: quotes and backslashes escaped too */
+		log_escape_quoted(ts->text, strlen(ts->text), esc, sizeof(esc));
 		if (code < 300) {
 			ts->state = T_DONE;
 			log_info("queue qid=%s event=delivered to=<%s@%s> "
 			    "relay=%s status=%s reply=\"%s\"", m->qid,
 			    t->local_part, t->domain, ts->remote, ts->status,
-			    ts->text);
+			    esc);
 		} else if (code >= 500) {
 			ts->state = T_FAILED;
 			ts->fresh = true;
 			log_info("queue qid=%s event=bounced to=<%s@%s> "
 			    "relay=%s status=%s reply=\"%s\"", m->qid,
 			    t->local_part, t->domain, ts->remote[0] ?
-			    ts->remote : "none", ts->status, ts->text);
+			    ts->remote : "none", ts->status, esc);
 		} else
 			log_info("queue qid=%s event=deferred to=<%s@%s> "
 			    "relay=%s status=%s reply=\"%s\"", m->qid,
 			    t->local_part, t->domain, ts->remote[0] ?
-			    ts->remote : "none", ts->status, ts->text);
+			    ts->remote : "none", ts->status, esc);
 	}
 	ipc_end(msg);
 	j->d->active--;
