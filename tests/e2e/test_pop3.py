@@ -705,3 +705,27 @@ def test_auth_scram(make_server, mech):
     assert sc.verified
     c.expect("QUIT", b"+OK Logging out.")
     assert p.log_has("service=pop3 mech=%s user=%s result=ok" % (mech, DEMO))
+
+
+def test_over_the_connection_limit(make_server):
+    """Over max_connections_per_ip a POP3 client is told so in POP3, and
+    an implicit-TLS one is closed without plain text on its TLS port."""
+    p = make_server(smtp={"max_connections_per_ip": 1}, accounts=(DEMO,), start=False)
+    p.pop3_port, p.pop3s_port = extra_ports(p, 2)
+    p.extra_config = "\n".join([
+        "[listener pop3]", "listen = 127.0.0.1:%d" % p.pop3_port, "profile = pop3",
+        "[listener pop3s]", "listen = 127.0.0.1:%d" % p.pop3s_port, "profile = pop3s"])
+    p.write_config()
+    p.start()
+    first = POP3Conn(p.pop3_port, source="127.0.0.75")
+    second = POP3Conn(p.pop3_port, source="127.0.0.75", greeting=False)
+    assert second.line() == b"-ERR [SYS/TEMP] Too many connections, try again later.\r\n"
+    second.eof()
+    s = socket.create_connection(("127.0.0.1", p.pop3s_port), timeout=10,
+                                 source_address=("127.0.0.75", 0))
+    s.settimeout(10)
+    assert s.recv(100) == b""
+    s.close()
+    assert p.log_has("pop3 event=refused address=[127.0.0.75] listener=pop3s "
+                     "reason=max-connections-per-ip")
+    first.expect("QUIT", b"+OK Logging out.")

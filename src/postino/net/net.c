@@ -57,6 +57,8 @@ static struct ip_ent	*ips[BUCKETS];
 
 static const char too_many[] =
     "421 4.7.0 Too many connections, try again later\r\n";
+static const char too_many_pop3[] =
+    "-ERR [SYS/TEMP] Too many connections, try again later.\r\n";
 
 void
 net_session_add(uint64_t id, void *s, const struct net_session_ops *ops)
@@ -159,14 +161,26 @@ sockaddr_text(const struct sockaddr *sa, char *buf, size_t size)
 		strlcpy(buf, "unknown", size);
 }
 
+/*
+ * Over a connection limit: say so in the listener's protocol and close.
+ * Under implicit TLS nothing is written: no handshake has been made,
+ * and plain text would only confuse the client's TLS.
+ */
 static void
-refuse(int fd, const char *ip, const char *why)
+refuse(int fd, const char *ip, const struct conf_listener *l,
+    const char *why)
 {
-	log_info("smtp event=refused address=[%s] reason=%s", ip, why);
+	bool		 pop3 = l->profile == PROFILE_POP3 ||
+			    l->profile == PROFILE_POP3S;
+	const char	*text = pop3 ? too_many_pop3 : too_many;
+
+	log_info("%s event=refused address=[%s] listener=%s reason=%s",
+	    pop3 ? "pop3" : "smtp", ip, l->name, why);
 	/* Best effort: the socket buffer is empty, the reply fits. */
-	if (send(fd, too_many, sizeof(too_many) - 1, MSG_NOSIGNAL |
-	    MSG_DONTWAIT) == -1 && errno != EAGAIN)
-		log_debug("smtp event=refused error=\"%s\"", strerror(errno));
+	if (l->tls != TLS_IMPLICIT && send(fd, text, strlen(text),
+	    MSG_NOSIGNAL | MSG_DONTWAIT) == -1 && errno != EAGAIN)
+		log_debug("%s event=refused error=\"%s\"", pop3 ? "pop3" :
+		    "smtp", strerror(errno));
 	close(fd);
 }
 
@@ -295,11 +309,11 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		return;
 	}
 	if (net.nconn >= net.conf->smtp.max_connections) {
-		refuse(fd, ip, "max-connections");
+		refuse(fd, ip, l, "max-connections");
 		return;
 	}
 	if (!net_conn_acquire(ip, net.conf->smtp.max_connections_per_ip)) {
-		refuse(fd, ip, "max-connections-per-ip");
+		refuse(fd, ip, l, "max-connections-per-ip");
 		return;
 	}
 	if (l->profile == PROFILE_POP3 || l->profile == PROFILE_POP3S)
