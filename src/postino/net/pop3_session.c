@@ -886,7 +886,12 @@ read_ready(struct pop3_session *s, struct ipc_msg *m)
 		msg->marks |= MAILBOX_SEEN;
 	}
 	pop3_stuff_init(&s->stuff, s->send_top, s->send_lines);
-	send_step(s);
+	/* A client reading a long message sends nothing meanwhile: only
+	 * the write side is timed until it is out. */
+	bufferevent_set_timeouts(s->bev, NULL, &(struct timeval){
+	    s->conf->pop3.timeout, 0 });
+	if (send_step(s))
+		session_timeouts(s);
 }
 
 static void
@@ -1071,8 +1076,10 @@ session_write_cb(struct bufferevent *bev, void *arg)
 			session_finish(s);
 		return;
 	}
-	if (s->send_fd != -1 && s->wait == W_NONE && send_step(s))
+	if (s->send_fd != -1 && s->wait == W_NONE && send_step(s)) {
+		session_timeouts(s);
 		session_process(s);
+	}
 }
 
 static void
