@@ -2,24 +2,23 @@
  * sendmail.c - the sendmail(1) command for local programs (R7.6):
  *
  *	sendmail [-t] [-i] [-f ADDR] [-F NAME] [-C FILE] [ADDR ...]
+ *	sendmail -bs [-C FILE]
  *
  * reads a message on standard input and leaves it as one drop file in
- * <data_dir>/maildrop/ (format in maildrop.h), which the store role picks
- * up, checks again and queues (Postfix postdrop -> maildrop/ -> pickup;
- * OpenSMTPD enqueue).  It never talks to the network.
+ * <data_dir>/maildrop/ (format in maildrop.h; written by drop.c), which
+ * the store role picks up, checks again and queues (Postfix postdrop ->
+ * maildrop/ -> pickup; OpenSMTPD enqueue).  With -bs it speaks SMTP on
+ * standard input and output instead, one drop file a transaction
+ * (bs.c).  It never talks to the network.
  *
  * It runs as the invoking user with no privileges and trusts its input
  * no more than that user: the store role believes nothing in the file but
  * its owner.  Because -C and POSTINO_CONF choose the data directory, this
  * program must never be installed set-user-ID or set-group-ID.
  */
-#include <sys/random.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -32,18 +31,18 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "bs.h"
 #include "compat.h"
 #include "conf.h"
-#include "fsio.h"
+#include "drop.h"
 #include "maildrop.h"
 
 #define DEFAULT_CONF	"/etc/postino/postino.conf"
 #define INPUT_MAX	(64 * 1024)	/* one read; longest piece of a line */
-#define OUTPUT_MAX	(256 * 1024)	/* written to the file at once */
 #define HEADER_MAX	(1024 * 1024)	/* header section held for -t */
-#define NAME_TRIES	8		/* drop file names tried */
 
 struct opts {
+	bool		 smtp;		/* -bs */
 	bool		 extract;	/* -t */
 	bool		 ignore_dots;	/* -i, -oi */
 	const char	*from;		/* -f, -r */
@@ -64,16 +63,6 @@ struct piece {
 	bool		 bol;		/* it begins a line */
 };
 
-/* The drop file being written. */
-struct drop {
-	char		 dir[PATH_MAX];
-	int		 fd;
-	uint8_t		 buf[OUTPUT_MAX];
-	size_t		 len;
-	uint64_t	 msg_size, msg_max;	/* msg_max 0: no limit */
-	struct maildrop_crlf crlf;
-};
-
 /* What the address callbacks need. */
 struct addrs {
 	struct maildrop_env *env;
@@ -82,17 +71,12 @@ struct addrs {
 	char		 bad[ADDR_PATH_MAX * 2 + 1];	/* the one refused */
 };
 
-/* The temporary file, for die() and the signal handler to remove. */
-static char			tmp_path[PATH_MAX];
-static volatile sig_atomic_t	tmp_made;
-
 static void __attribute__((noreturn, format(printf, 2, 3)))
 die(int status, const char *fmt, ...)
 {
 	va_list	ap;
 
-	if (tmp_made)
-		unlink(tmp_path);
+	drop_tmp_unlink();
 	fputs("sendmail: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -105,15 +89,15 @@ static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr, "usage: sendmail [-it] [-C file] [-F name] "
-	    "[-f sender] [address ...]\n");
+	    "[-f sender] [address ...]\n"
+	    "       sendmail -bs [-C file]\n");
 	exit(EX_USAGE);
 }
 
 static void
 on_signal(int sig)
 {
-	if (tmp_made)
-		unlink(tmp_path);
+	drop_tmp_unlink();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -134,11 +118,15 @@ setup_signals(void)
 	signal(SIGXFSZ, SIG_IGN);
 }
 
-/* -bX: only -bm, the default, is implemented. */
+/* -bX: -bm, the default, and -bs are implemented. */
 static void
-check_mode(const char *mode)
+check_mode(const char *mode, struct opts *o)
 {
-	if (strcmp(mode, "m") != 0)
+	if (strcmp(mode, "m") == 0)
+		o->smtp = false;
+	else if (strcmp(mode, "s") == 0)
+		o->smtp = true;
+	else
 		die(EX_USAGE, "-b%s is not supported", mode);
 }
 
@@ -157,7 +145,7 @@ parse_opts(int argc, char *argv[], struct opts *o)
 	    != -1) {
 		switch (ch) {
 		case 'b':
-			check_mode(optarg);
+			check_mode(optarg, o);
 			break;
 		case 'C':
 			o->conf = optarg;
@@ -402,139 +390,12 @@ extract_rcpts(struct input *in, const struct opts *o, struct addrs *r,
 	return body;
 }
 
+/* Die with what made the drop file fail, if anything did. */
 static void
-drop_flush(struct drop *d)
+drop_check(const struct drop *d)
 {
-	if (fsio_write_all(d->fd, d->buf, d->len) == -1)
-		die(EX_TEMPFAIL, "writing %s: %s", tmp_path, strerror(errno));
-	d->len = 0;
-}
-
-/* Message octets, converted to CRLF and counted against the limit. */
-static void
-drop_put(struct drop *d, const uint8_t *p, size_t n)
-{
-	size_t	chunk, out;
-
-	while (n > 0) {
-		chunk = n < INPUT_MAX ? n : INPUT_MAX;
-		if (MAILDROP_CRLF_OUT(chunk) > sizeof(d->buf) - d->len)
-			drop_flush(d);
-		out = maildrop_crlf(&d->crlf, p, chunk, d->buf + d->len);
-		d->len += out;
-		d->msg_size += out;
-		if (d->msg_max != 0 && d->msg_size > d->msg_max)
-			die(EX_DATAERR, "message larger than max_message_size "
-			    "(%llu octets)", (unsigned long long)d->msg_max);
-		p += chunk;
-		n -= chunk;
-	}
-}
-
-/* 16 lower-case hex digits from the kernel's random source. */
-static void
-random_name(char *buf, size_t size)
-{
-	uint8_t		r[MAILDROP_NAME_LEN / 2];
-	size_t		i;
-
-	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		die(EX_OSERR, "getrandom: %s", strerror(errno));
-	for (i = 0; i < sizeof(r) && 2 * i + 2 < size; i++)
-		snprintf(buf + 2 * i, 3, "%02x", r[i]);
-}
-
-/*
- * Create the temporary file.  Mode 0644: the drop directory (1733, owned
- * by the daemon's user) cannot be listed by others, and the store role
- * must be able to read what the submitting user owns.
- */
-static void
-drop_open(struct drop *d, const struct conf *conf)
-{
-	char	name[MAILDROP_NAME_LEN + 1];
-
-	d->len = 0;
-	d->msg_size = 0;
-	d->msg_max = conf->smtp.max_message_size;
-	maildrop_crlf_init(&d->crlf);
-	if ((size_t)snprintf(d->dir, sizeof(d->dir), "%s/%s", conf->data_dir,
-	    MAILDROP_DIR) >= sizeof(d->dir))
-		die(EX_CONFIG, "data_dir too long");
-	random_name(name, sizeof(name));
-	if ((size_t)snprintf(tmp_path, sizeof(tmp_path), "%s/.tmp.%s",
-	    d->dir, name) >= sizeof(tmp_path))
-		die(EX_CONFIG, "data_dir too long");
-	d->fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0644);
-	if (d->fd == -1)
-		die(EX_TEMPFAIL, "cannot create a file in the drop directory "
-		    "%s: %s", d->dir, strerror(errno));
-	tmp_made = 1;
-	if (fchmod(d->fd, 0644) == -1)		/* whatever the umask */
-		die(EX_TEMPFAIL, "chmod %s: %s", tmp_path, strerror(errno));
-}
-
-static void
-drop_env(struct drop *d, const struct maildrop_env *env)
-{
-	const char	*errstr;
-	char		*buf;
-	size_t		 len;
-
-	if ((buf = malloc(MAILDROP_ENV_MAX)) == NULL)
-		die(EX_OSERR, "out of memory");
-	if (maildrop_env_format(env, buf, MAILDROP_ENV_MAX, &len,
-	    &errstr) == -1)
-		die(EX_SOFTWARE, "envelope: %s", errstr);
-	if (fsio_write_all(d->fd, buf, len) == -1)
-		die(EX_TEMPFAIL, "writing %s: %s", tmp_path, strerror(errno));
-	free(buf);
-}
-
-/* Give the file its final name, never over an existing one. */
-static void
-drop_rename(struct drop *d)
-{
-	char	name[MAILDROP_NAME_LEN + 1], path[PATH_MAX];
-	int	i, r;
-
-	for (i = 0; i < NAME_TRIES; i++) {
-		random_name(name, sizeof(name));
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s", d->dir,
-		    name) >= sizeof(path))
-			die(EX_CONFIG, "data_dir too long");
-		r = renameat2(AT_FDCWD, tmp_path, AT_FDCWD, path,
-		    RENAME_NOREPLACE);
-		/* XXX file systems without RENAME_NOREPLACE: 64 random
-		 * bits, and the sticky bit protects others' files. */
-		if (r == -1 && (errno == EINVAL || errno == ENOSYS))
-			r = rename(tmp_path, path);
-		if (r == 0) {
-			tmp_made = 0;
-			return;
-		}
-		if (errno != EEXIST)
-			break;
-	}
-	die(EX_TEMPFAIL, "rename %s: %s", tmp_path, strerror(errno));
-}
-
-static void
-drop_commit(struct drop *d)
-{
-	if (sizeof(d->buf) - d->len < MAILDROP_CRLF_OUT(0))
-		drop_flush(d);
-	d->len += maildrop_crlf_end(&d->crlf, d->buf + d->len);
-	drop_flush(d);
-	if (fsync(d->fd) == -1 || close(d->fd) == -1)
-		die(EX_TEMPFAIL, "writing %s: %s", tmp_path, strerror(errno));
-	drop_rename(d);
-	/*
-	 * XXX Best effort: a user other than the daemon's cannot open the
-	 * directory (mode 1733), so the new entry may not be on disk yet.
-	 */
-	(void)fsio_fsync_dir(d->dir);
+	if (d->status != 0)
+		die(d->status, "%s", d->err);
 }
 
 /* Copy the rest of standard input, up to EOF or a dot line. */
@@ -547,6 +408,7 @@ copy_body(struct input *in, struct drop *d, bool ignore_dots)
 		if (is_dot_line(&pc, ignore_dots))
 			return;
 		drop_put(d, pc.p, pc.n);
+		drop_check(d);
 	}
 }
 
@@ -559,7 +421,6 @@ submit(const struct opts *o, const struct conf *conf, struct addrs *r)
 	size_t			 hdrlen = 0;
 	bool			 body = true;
 
-	drop_open(&d, conf);
 	if (o->extract) {
 		if ((hdr = malloc(HEADER_MAX)) == NULL)
 			die(EX_OSERR, "out of memory");
@@ -567,14 +428,26 @@ submit(const struct opts *o, const struct conf *conf, struct addrs *r)
 	}
 	if (r->env->nrcpts == 0)
 		die(EX_USAGE, "no recipients");
-	drop_env(&d, r->env);
+	if (drop_open(&d, conf, r->env) == -1)
+		drop_check(&d);
 	drop_put(&d, hdr, hdrlen);
 	if (o->extract && body)
 		drop_put(&d, (const uint8_t *)"\n", 1);
+	drop_check(&d);
 	if (body)
 		copy_body(&in, &d, o->ignore_dots);
-	drop_commit(&d);
+	if (drop_commit(&d) == -1)
+		drop_check(&d);
 	free(hdr);
+}
+
+/* -bs: the session gives the envelopes; -t, -i and -f are ignored. */
+static int
+run_smtp(const struct conf *conf)
+{
+	/* A client gone: write(2) fails with EPIPE and the session ends. */
+	signal(SIGPIPE, SIG_IGN);
+	return bs_session_run(conf);
 }
 
 int
@@ -583,11 +456,18 @@ main(int argc, char *argv[])
 	struct opts	 o;
 	struct conf	*conf;
 	struct addrs	 r;
-	int		 n;
+	int		 n, status;
 
 	n = parse_opts(argc, argv, &o);
+	if (o.smtp && n < argc)
+		die(EX_USAGE, "-bs takes no address operands");
 	setup_signals();
 	conf = load_conf(&o);
+	if (o.smtp) {
+		status = run_smtp(conf);
+		conf_free(&conf);
+		return status;
+	}
 	memset(&r, 0, sizeof(r));
 	if ((r.env = calloc(1, sizeof(*r.env))) == NULL)
 		die(EX_OSERR, "out of memory");
