@@ -804,93 +804,6 @@ mx_parse(struct resolve_query *q, const unsigned char *abuf, int alen,
 	return st;
 }
 
-/* c-ares is done with an MX lookup; possibly inside ares_query(). */
-static void
-mx_answered(void *arg, int status, int timeouts, unsigned char *abuf,
-    int alen)
-{
-	struct resolve_query	*q = arg;
-	enum resolve_status	 st;
-	unsigned int		 ttl = 0;
-
-	/* resolver_free() calls back itself once c-ares is gone. */
-	if (q->r->closing)
-		return;
-	/* NOERROR and no answer: the domain exists, without MX. */
-	st = status == ARES_ENODATA ? RESOLVE_OK : map_status(status);
-	if (status == ARES_SUCCESS)
-		st = mx_parse(q, abuf, alen, &ttl);
-	if (st == RESOLVE_NXDOMAIN || (st == RESOLVE_OK && q->n == 0))
-		ttl = RESOLVE_NEG_TTL;
-	else if (st != RESOLVE_OK)
-		ttl = 0;
-	query_finish(q, st, ttl);
-}
-
-void
-resolver_mx(struct resolver *r, const char *domain, resolver_mx_cb cb,
-    void *arg)
-{
-	struct resolve_query	*q;
-
-	if (r->closing)
-		panic("resolver_mx: the resolver is being freed");
-	q = query_new(r, Q_MX, arg);
-	q->mx_cb = cb;
-	if (name_impossible(domain)) {
-		query_finish(q, RESOLVE_NXDOMAIN, RESOLVE_NEG_TTL);
-		return;
-	}
-	if (r->nqueries > RESOLVE_PENDING_MAX) {
-		query_finish(q, RESOLVE_TEMPFAIL, 0);
-		return;
-	}
-	/* ares_query(), not ares_search(): the name goes out as it is. */
-	ares_query(r->channel, domain, ns_c_in, ns_t_mx, mx_answered, q);
-	timer_update(r);
-}
-
-/* c-ares is done with a reverse lookup; possibly inside the call. */
-static void
-ptr_answered(void *arg, int status, int timeouts, struct hostent *he)
-{
-	struct resolve_query	*q = arg;
-	enum resolve_status	 st = map_status(status);
-
-	if (q->r->closing)
-		return;
-	/* The first name, if it is a well-formed host name. */
-	if (st == RESOLVE_OK && (he == NULL || he->h_name == NULL ||
-	    exchange_check(he->h_name, q->name) == -1))
-		st = RESOLVE_NXDOMAIN;
-	query_finish(q, st, st == RESOLVE_OK ? RESOLVE_NEG_TTL : 0);
-}
-
-void
-resolver_ptr(struct resolver *r, const uint8_t addr[16],
-    resolver_name_cb cb, void *arg)
-{
-	struct resolve_query	*q;
-	static const uint8_t	 v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0,
-				    0, 0xff, 0xff };
-
-	if (r->closing)
-		panic("resolver_ptr: the resolver is being freed");
-	q = query_new(r, Q_PTR, arg);
-	q->name_cb = cb;
-	if (r->nqueries > RESOLVE_PENDING_MAX) {
-		query_finish(q, RESOLVE_TEMPFAIL, 0);
-		return;
-	}
-	if (memcmp(addr, v4mapped, sizeof(v4mapped)) == 0)
-		ares_gethostbyaddr(r->channel, addr + 12, 4, AF_INET,
-		    ptr_answered, q);
-	else
-		ares_gethostbyaddr(r->channel, addr, 16, AF_INET6,
-		    ptr_answered, q);
-	timer_update(r);
-}
-
 /*
  * The TXT records of a NOERROR answer into q: each record's strings
  * joined (RFC 7208 3.3), at most RESOLVE_TXT_MAX records of at most
@@ -939,24 +852,100 @@ txt_parse(struct resolve_query *q, const unsigned char *abuf, int alen,
 	return RESOLVE_OK;
 }
 
+/* c-ares is done with an MX or TXT lookup; possibly inside ares_query(). */
 static void
-txt_answered(void *arg, int status, int timeouts, unsigned char *abuf,
+record_answered(void *arg, int status, int timeouts, unsigned char *abuf,
     int alen)
 {
 	struct resolve_query	*q = arg;
 	enum resolve_status	 st;
 	unsigned int		 ttl = 0;
 
+	/* resolver_free() calls back itself once c-ares is gone. */
 	if (q->r->closing)
 		return;
+	/* NOERROR and no answer: the name exists, without such records. */
 	st = status == ARES_ENODATA ? RESOLVE_OK : map_status(status);
 	if (status == ARES_SUCCESS)
-		st = txt_parse(q, abuf, alen, &ttl);
+		st = q->kind == Q_MX ? mx_parse(q, abuf, alen, &ttl) :
+		    txt_parse(q, abuf, alen, &ttl);
 	if (st == RESOLVE_NXDOMAIN || (st == RESOLVE_OK && q->n == 0))
 		ttl = RESOLVE_NEG_TTL;
 	else if (st != RESOLVE_OK)
 		ttl = 0;
 	query_finish(q, st, ttl);
+}
+
+/* Ask for the records of type of name, or finish q at once. */
+static void
+record_query(struct resolver *r, struct resolve_query *q, const char *name,
+    int type)
+{
+	if (name_impossible(name)) {
+		query_finish(q, RESOLVE_NXDOMAIN, RESOLVE_NEG_TTL);
+		return;
+	}
+	if (r->nqueries > RESOLVE_PENDING_MAX) {
+		query_finish(q, RESOLVE_TEMPFAIL, 0);
+		return;
+	}
+	/* ares_query(), not ares_search(): the name goes out as it is. */
+	ares_query(r->channel, name, ns_c_in, type, record_answered, q);
+	timer_update(r);
+}
+
+void
+resolver_mx(struct resolver *r, const char *domain, resolver_mx_cb cb,
+    void *arg)
+{
+	struct resolve_query	*q;
+
+	if (r->closing)
+		panic("resolver_mx: the resolver is being freed");
+	q = query_new(r, Q_MX, arg);
+	q->mx_cb = cb;
+	record_query(r, q, domain, ns_t_mx);
+}
+
+/* c-ares is done with a reverse lookup; possibly inside the call. */
+static void
+ptr_answered(void *arg, int status, int timeouts, struct hostent *he)
+{
+	struct resolve_query	*q = arg;
+	enum resolve_status	 st = map_status(status);
+
+	if (q->r->closing)
+		return;
+	/* The first name, if it is a well-formed host name. */
+	if (st == RESOLVE_OK && (he == NULL || he->h_name == NULL ||
+	    exchange_check(he->h_name, q->name) == -1))
+		st = RESOLVE_NXDOMAIN;
+	query_finish(q, st, st == RESOLVE_OK ? RESOLVE_NEG_TTL : 0);
+}
+
+void
+resolver_ptr(struct resolver *r, const uint8_t addr[16],
+    resolver_name_cb cb, void *arg)
+{
+	struct resolve_query	*q;
+	static const uint8_t	 v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0,
+				    0, 0xff, 0xff };
+
+	if (r->closing)
+		panic("resolver_ptr: the resolver is being freed");
+	q = query_new(r, Q_PTR, arg);
+	q->name_cb = cb;
+	if (r->nqueries > RESOLVE_PENDING_MAX) {
+		query_finish(q, RESOLVE_TEMPFAIL, 0);
+		return;
+	}
+	if (memcmp(addr, v4mapped, sizeof(v4mapped)) == 0)
+		ares_gethostbyaddr(r->channel, addr + 12, 4, AF_INET,
+		    ptr_answered, q);
+	else
+		ares_gethostbyaddr(r->channel, addr, 16, AF_INET6,
+		    ptr_answered, q);
+	timer_update(r);
 }
 
 void
@@ -969,16 +958,7 @@ resolver_txt(struct resolver *r, const char *name, resolver_txt_cb cb,
 		panic("resolver_txt: the resolver is being freed");
 	q = query_new(r, Q_TXT, arg);
 	q->txt_cb = cb;
-	if (name_impossible(name)) {
-		query_finish(q, RESOLVE_NXDOMAIN, RESOLVE_NEG_TTL);
-		return;
-	}
-	if (r->nqueries > RESOLVE_PENDING_MAX) {
-		query_finish(q, RESOLVE_TEMPFAIL, 0);
-		return;
-	}
-	ares_query(r->channel, name, ns_c_in, ns_t_txt, txt_answered, q);
-	timer_update(r);
+	record_query(r, q, name, ns_t_txt);
 }
 
 struct event_base *

@@ -256,6 +256,22 @@ net_auth_reply(struct ipc_msg *m, struct sasl_reply *r, char *account,
 		fatalx("net: store sent SASL result %d", (int)r->result);
 }
 
+bool
+net_flushed(struct bufferevent *bev, struct event **linger,
+    unsigned int *ticks, event_callback_fn tick, void *arg)
+{
+	struct bufferevent	*under = bufferevent_get_underlying(bev);
+	struct timeval		 tv = { 0, 10000 };
+
+	if (under == NULL || evbuffer_get_length(
+	    bufferevent_get_output(under)) == 0 || (*ticks)++ > 500)
+		return true;
+	if (*linger == NULL)
+		*linger = evtimer_new(net.base, tick, arg);
+	evtimer_add(*linger, &tv);
+	return false;
+}
+
 int
 net_line(struct evbuffer *in, char *line, size_t max, bool *skip,
     bool lf_ok, size_t *len_r)

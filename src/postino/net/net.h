@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <event2/util.h>
 #include <openssl/ssl.h>
 
 #include "conf.h"
@@ -77,6 +78,18 @@ enum { NET_LINE_MORE, NET_LINE_OK, NET_LINE_LONG, NET_LINE_BARE_LF };
 struct evbuffer;
 int	net_line(struct evbuffer *in, char *line, size_t max, bool *skip,
 	    bool lf_ok, size_t *len_r);
+
+/*
+ * A closing session, its own output buffer empty: have its last replies
+ * also left the socket's buffer under a TLS filter (STARTTLS, STLS)?
+ * That buffer's callbacks are the filter's, so *linger, a 10 ms timer
+ * calling tick(arg), looks again, 5 s at most (*ticks counts).  True
+ * when the session may be freed.
+ */
+struct event;
+bool	net_flushed(struct bufferevent *bev, struct event **linger,
+	    unsigned int *ticks, void (*tick)(evutil_socket_t, short, void *),
+	    void *arg);
 
 /* The port of an IPv4 or IPv6 address. */
 int	net_sockaddr_port(const struct sockaddr *);

@@ -286,22 +286,13 @@ linger_tick(evutil_socket_t fd, short ev, void *arg)
 static void
 session_finish(struct pop3_session *s)
 {
-	struct bufferevent	*under = bufferevent_get_underlying(s->bev);
-	struct timeval		 tv = { 0, 10000 };
-
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) != 0) {
 		bufferevent_setcb(s->bev, NULL, session_write_cb,
 		    session_event_cb, s);
 		return;
 	}
-	if (under == NULL || evbuffer_get_length(
-	    bufferevent_get_output(under)) == 0 || s->linger_ticks++ > 500) {
+	if (net_flushed(s->bev, &s->linger, &s->linger_ticks, linger_tick, s))
 		session_free(s);
-		return;
-	}
-	if (s->linger == NULL)
-		s->linger = evtimer_new(net.base, linger_tick, s);
-	evtimer_add(s->linger, &tv);
 }
 
 /* Close once the replies already queued have left. */
