@@ -111,6 +111,7 @@ static int	do_show_config_doc(struct admin *, int, char **);
 static int	do_show_config_man(struct admin *, int, char **);
 static int	do_not_yet(struct admin *, int, char **);
 static int	do_queue(struct admin *, int, char **);
+static int	do_reload(struct admin *, int, char **);
 static int	do_explain(struct admin *, int, char **);
 
 static const struct cmd cmds[] = {
@@ -165,6 +166,7 @@ static const struct cmd cmds[] = {
 	{ "queue", "delete", 1, 1, C_CONF, do_queue, "ID" },
 	{ "queue", "bounce", 1, 1, C_CONF, do_queue, "ID" },
 	{ "stats", NULL, 0, -1, 0, do_not_yet, "" },
+	{ "reload", NULL, 0, 0, C_CONF, do_reload, "" },
 	{ "explain", NULL, 0, -1, C_DB | C_OPTS, do_explain,
 	    "--ip IP [--auth ADDR] [--helo NAME] [--listener PROFILE] "
 	    "--from ADDR --to ADDR [--to ADDR...]" },
@@ -1015,14 +1017,14 @@ do_not_yet(struct admin *a, int argc, char **argv)
 }
 
 /*
- * The queue commands act through the running daemon: one request on
+ * Commands that act through the running daemon: one request line on
  * the store's control socket, then its answer until it closes.
  */
 static int
-do_queue(struct admin *a, int argc, char **argv)
+control_request(struct admin *a, const char *req)
 {
 	struct sockaddr_un	 sun;
-	char			 req[128], buf[8192], *out = NULL, *nl;
+	char			 buf[8192], *out = NULL, *nl;
 	size_t			 len = 0;
 	ssize_t			 n;
 	int			 fd, r;
@@ -1042,12 +1044,10 @@ do_queue(struct admin *a, int argc, char **argv)
 			return refuse("%s/%s: permission denied: run as root "
 			    "or as user %s", a->conf->data_dir, CONTROL_SOCKET,
 			    a->conf->user);
-		return refuse("postino is not running (%s/%s: %s); the queue "
-		    "commands act through the daemon", a->conf->data_dir,
+		return refuse("postino is not running (%s/%s: %s); this "
+		    "command acts through the daemon", a->conf->data_dir,
 		    CONTROL_SOCKET, strerror(r));
 	}
-	snprintf(req, sizeof(req), "queue %s %s\n", argv[-1],
-	    argc > 0 ? argv[0] : "");
 	if (fsio_write_all(fd, req, strlen(req)) == -1) {
 		close(fd);
 		return refuse("control socket: %s", strerror(errno));
@@ -1072,6 +1072,23 @@ do_queue(struct admin *a, int argc, char **argv)
 	r = refuse("%s", strncmp(out, "error ", 6) == 0 ? out + 6 : out);
 	free(out);
 	return r;
+}
+
+static int
+do_queue(struct admin *a, int argc, char **argv)
+{
+	char	req[128];
+
+	snprintf(req, sizeof(req), "queue %s %s\n", argv[-1],
+	    argc > 0 ? argv[0] : "");
+	return control_request(a, req);
+}
+
+/* R7.1: the parent reads the file again; the answer says how it went. */
+static int
+do_reload(struct admin *a, int argc, char **argv)
+{
+	return control_request(a, "reload\n");
 }
 
 /*

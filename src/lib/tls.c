@@ -2,7 +2,9 @@
  * tls.c - OpenSSL server contexts and the self-signed certificate.
  *
  * Runs in the parent (certificate generation, as root before any
- * privilege is dropped) and in net (contexts, loaded before chroot).
+ * privilege is dropped; checking a reloaded certificate) and in net
+ * (contexts: from the files before chroot, from descriptors the parent
+ * passes on reload).
  */
 #include <sys/stat.h>
 
@@ -30,11 +32,60 @@ tls_error(char *err, size_t errlen, const char *what, const char *file)
 	    file ? file : "", ossl);
 }
 
+/* Keys are never encrypted here: no prompt on a terminal, ever. */
+static int
+no_password(char *buf, int size, int rwflag, void *arg)
+{
+	return 0;
+}
+
+/* The leaf certificate, then any chain certificates after it. */
+static int
+use_chain(SSL_CTX *ctx, BIO *bio)
+{
+	X509	*x;
+	int	 ok;
+
+	if ((x = PEM_read_bio_X509_AUX(bio, NULL, no_password, NULL)) == NULL)
+		return 0;
+	ok = SSL_CTX_use_certificate(ctx, x);
+	X509_free(x);
+	if (ok != 1 || SSL_CTX_clear_chain_certs(ctx) != 1)
+		return 0;
+	while ((x = PEM_read_bio_X509(bio, NULL, no_password, NULL)) != NULL)
+		if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+			X509_free(x);
+			return 0;
+		}
+	/* The loop ends at the end of the file: not an error. */
+	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE)
+		return 0;
+	ERR_clear_error();
+	return 1;
+}
+
+static int
+use_key(SSL_CTX *ctx, BIO *bio)
+{
+	EVP_PKEY	*pkey;
+	int		 ok;
+
+	if ((pkey = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL))
+	    == NULL)
+		return 0;
+	ok = SSL_CTX_use_PrivateKey(ctx, pkey);
+	EVP_PKEY_free(pkey);
+	return ok;
+}
+
 SSL_CTX *
-tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen)
+tls_server_ctx_fd(int cert_fd, int key_fd, const char *cert,
+    const char *key, char *err, size_t errlen)
 {
 	SSL_CTX	*ctx;
+	BIO	*cb = NULL, *kb = NULL;
 
+	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
 		tls_error(err, errlen, "SSL_CTX_new", NULL);
 		return NULL;
@@ -43,11 +94,17 @@ tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+	SSL_CTX_set_default_passwd_cb(ctx, no_password);
+	if ((cb = BIO_new_fd(cert_fd, BIO_NOCLOSE)) == NULL ||
+	    (kb = BIO_new_fd(key_fd, BIO_NOCLOSE)) == NULL) {
+		tls_error(err, errlen, "BIO_new_fd", NULL);
+		goto fail;
+	}
+	if (!use_chain(ctx, cb)) {
 		tls_error(err, errlen, "cannot load certificate", cert);
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+	if (use_key(ctx, kb) != 1) {
 		tls_error(err, errlen, "cannot load key", key);
 		goto fail;
 	}
@@ -55,10 +112,33 @@ tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen)
 		tls_error(err, errlen, "key does not match certificate", cert);
 		goto fail;
 	}
+	BIO_free(cb);
+	BIO_free(kb);
 	return ctx;
 fail:
+	BIO_free(cb);
+	BIO_free(kb);
 	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+SSL_CTX *
+tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen)
+{
+	SSL_CTX	*ctx = NULL;
+	int	 cfd, kfd = -1;
+
+	if ((cfd = open(cert, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    (kfd = open(key, O_RDONLY | O_CLOEXEC)) == -1)
+		snprintf(err, errlen, "cannot open %s: %s", cfd == -1 ? cert :
+		    key, strerror(errno));
+	else
+		ctx = tls_server_ctx_fd(cfd, kfd, cert, key, err, errlen);
+	if (cfd != -1)
+		close(cfd);
+	if (kfd != -1)
+		close(kfd);
+	return ctx;
 }
 
 static int

@@ -15,6 +15,10 @@
  */
 SSL_CTX	*tls_server_ctx(const char *cert, const char *key, char *err,
 	    size_t errlen);
+/* The same from open descriptors (read from their offset to the end);
+ * cert and key name them in err. */
+SSL_CTX	*tls_server_ctx_fd(int cert_fd, int key_fd, const char *cert,
+	    const char *key, char *err, size_t errlen);
 
 /*
  * Make a self-signed certificate for cn (EC P-256, ten years, subject

@@ -1327,62 +1327,83 @@ conf_parse(const char *name, const char *text, size_t len,
 	return r;
 }
 
+/* The whole file behind fd, from offset 0 (a descriptor shared with
+ * another process keeps its offset). */
 static char *
-read_all(const char *path, size_t *len_r, char *err, size_t errlen)
+read_fd(int fd, const char *name, size_t *len_r, char *err, size_t errlen)
 {
 	struct stat	 sb;
 	char		*text;
 	ssize_t		 n;
-	int		 fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    fstat(fd, &sb) == -1) {
+	if (fstat(fd, &sb) == -1) {
 		snprintf(err, errlen, "%s: cannot read: %s, expected a "
-		    "readable configuration file", path, strerror(errno));
-		goto out_close;
+		    "readable configuration file", name, strerror(errno));
+		return NULL;
 	}
 	if (!S_ISREG(sb.st_mode) || sb.st_size > FILE_MAX_LEN) {
 		snprintf(err, errlen, "%s: not a regular file of at most "
-		    "%d octets, expected a configuration file", path,
+		    "%d octets, expected a configuration file", name,
 		    FILE_MAX_LEN);
-		goto out_close;
+		return NULL;
 	}
 	if ((text = malloc((size_t)sb.st_size + 1)) == NULL) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		goto out_close;
+		snprintf(err, errlen, "%s: out of memory", name);
+		return NULL;
 	}
-	if ((n = read(fd, text, (size_t)sb.st_size)) != sb.st_size) {
-		snprintf(err, errlen, "%s: cannot read: %s", path,
+	if ((n = pread(fd, text, (size_t)sb.st_size, 0)) != sb.st_size) {
+		snprintf(err, errlen, "%s: cannot read: %s", name,
 		    n == -1 ? strerror(errno) : "short read");
 		free(text);
-		goto out_close;
+		return NULL;
 	}
-	close(fd);
 	*len_r = (size_t)n;
 	return text;
-out_close:
-	if (fd != -1)
-		close(fd);
-	return NULL;
+}
+
+static int
+load_fd(int fd, const char *name, const char *dirname,
+    struct conf **conf_r, char *err, size_t errlen)
+{
+	char	*text, *dir;
+	size_t	 len;
+	int	 r;
+
+	*conf_r = NULL;
+	if ((text = read_fd(fd, name, &len, err, errlen)) == NULL)
+		return -1;
+	dir = dir_of(dirname);
+	r = parse_in(name, dir, text, len, conf_r, err, errlen);
+	free(dir);
+	free(text);
+	return r;
 }
 
 int
 conf_load(const char *path, struct conf **conf_r, char *err, size_t errlen)
 {
-	char	*text, *real, *dir;
-	size_t	 len;
-	int	 r;
+	char	*real;
+	int	 fd, r;
 
 	*conf_r = NULL;
-	if ((text = read_all(path, &len, err, errlen)) == NULL)
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: cannot read: %s, expected a "
+		    "readable configuration file", path, strerror(errno));
 		return -1;
+	}
 	real = realpath(path, NULL);
-	dir = dir_of(real != NULL ? real : path);
-	r = parse_in(path, dir, text, len, conf_r, err, errlen);
-	free(dir);
+	r = load_fd(fd, path, real != NULL ? real : path, conf_r, err,
+	    errlen);
 	free(real);
-	free(text);
+	close(fd);
 	return r;
+}
+
+int
+conf_load_fd(int fd, const char *path, struct conf **conf_r, char *err,
+    size_t errlen)
+{
+	return load_fd(fd, path, path, conf_r, err, errlen);
 }
 
 void
@@ -1519,7 +1540,14 @@ conf_doc(FILE *f)
 	    "are yes/no, true/false or on/off; lists are separated by "
 	    "commas or spaces.\n`[listener NAME]` is repeated, once per "
 	    "listener; every other section appears\nat most once. "
-	    "Errors name the file, the line and the key.\n");
+	    "Errors name the file, the line and the key.\n\n"
+	    "SIGHUP or `postino-admin reload` reads the file again: a file "
+	    "with an error is\nrefused (the log names the file and line) "
+	    "and the running settings stay.\nOtherwise new sessions get the "
+	    "new settings, sessions in flight finish on\nthe ones they "
+	    "started with. `data_dir`, `user`, `workers`, `[dns] servers`,\n"
+	    "`[store]` and `[metrics]` are read at start only: a reload that "
+	    "changes one is\nrefused.\n");
 	for (i = 0; i < NKEYS; i++) {
 		if (i == 0 || !same_section(keys[i].section,
 		    keys[i - 1].section)) {
@@ -1616,6 +1644,14 @@ man_head(FILE *f)
 	    "checks the file; an error names the file, the line and the "
 	    "key.\n.B postino\\-admin show config\nprints every key with "
 	    "the value in effect.\n"
+	    ".PP\n.B SIGHUP\nor\n.B postino\\-admin reload\nreads the "
+	    "file again: a file with an error is refused (the log\nnames "
+	    "the file and line) and the running settings stay.\nOtherwise "
+	    "new sessions get the new settings, sessions in flight finish "
+	    "on\nthe ones they started with.\n.BR data_dir ,\n.BR user ,\n"
+	    ".BR workers ,\n.BR \"[dns] servers\" ,\n.B [store]\nand\n"
+	    ".B [metrics]\nare read at start only: a reload that changes one "
+	    "is refused.\n"
 	    ".PP\nEach key below gives its type, its range or its values, "
 	    "its default and\nwhat it is for; R and a number name the "
 	    "requirement of postino's\nspecification that the key serves.\n"

@@ -176,6 +176,14 @@ struct conf {
 int	conf_load(const char *path, struct conf **conf_r, char *err,
 	    size_t errlen);
 
+/*
+ * The same from an open file (the parent's copy of the text it checked,
+ * passed to the roles), read from offset 0; path, absolute, names it in
+ * messages and anchors relative paths.
+ */
+int	conf_load_fd(int fd, const char *path, struct conf **conf_r,
+	    char *err, size_t errlen);
+
 /* Parse from memory (fuzzing, unit tests); name is used in messages. */
 int	conf_parse(const char *name, const char *text, size_t len,
 	    struct conf **conf_r, char *err, size_t errlen);

@@ -125,7 +125,8 @@ main(int argc, char *argv[])
 		fprintf(stderr, "postino: %s: %s\n", path, strerror(errno));
 		return 1;
 	}
-	if (conf_load(abspath, &conf, err, sizeof(err)) == -1) {
+	if ((role != NULL ? conf_load_fd(ROLE_FD_CONF, abspath, &conf, err,
+	    sizeof(err)) : conf_load(abspath, &conf, err, sizeof(err))) == -1) {
 		fprintf(stderr, "postino: %s\n", err);
 		return 1;
 	}
@@ -138,6 +139,7 @@ main(int argc, char *argv[])
 		log_init("parent", (int)conf->log_level);
 		parent_main(conf, abspath);
 	}
+	close(ROLE_FD_CONF);
 	log_init(role, (int)conf->log_level);
 	if (strcmp(role, "net") == 0)
 		net_main(conf, ls, listen ? parse_listen(listen, ls,

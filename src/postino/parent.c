@@ -8,7 +8,19 @@
  * dies, the other is stopped and both start again: the listening
  * sockets stay open here, so clients wait in the backlog meanwhile,
  * and an acknowledged message is already on disk.
+ *
+ * Reload (SIGHUP, or postino-admin reload through store): the file is
+ * read into a sealed memory file and checked here; on an error the
+ * running configuration stays and the error names FILE:LINE.  Else the
+ * listeners of the new file are bound (an address already bound keeps
+ * its socket, so nothing waiting in its backlog is lost), and each role
+ * gets the new text; net also gets every listening socket and the
+ * certificate files, which it cannot open itself from its chroot.
+ * Sessions in flight finish on the configuration they started with.
+ * The roles always parse the text checked here, never the file, so a
+ * role restarted later cannot pick up an edit nobody reloaded.
  */
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -27,30 +39,60 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "compat.h"
 #include "fsio.h"
+#include "ipc.h"
 #include "log.h"
 #include "parent.h"
+#include "proto.h"
 #include "role.h"
 #include "tls.h"
 
 #define LISTEN_MAX	(CONF_LISTENERS_MAX * CONF_LISTEN_MAX)
+#define ROLE_NET	1
+#define ROLE_STORE	2
+#define RELOAD_WAIT	10	/* s for the roles' answers to a reload */
+
+/* A listening socket, bound for one address of one listener. */
+struct sock {
+	int			 fd;
+	size_t			 idx;	/* listener of pa.conf */
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+};
 
 static struct {
 	struct conf	*conf;
 	const char	*conf_path;
-	int		 fds[LISTEN_MAX];
-	size_t		 idx[LISTEN_MAX];
-	size_t		 nfds;
+	int		 conf_fd;	/* the text of conf (memfd) */
+	struct sock	 socks[LISTEN_MAX];
+	size_t		 nsocks;
+	struct event_base *base;
 	pid_t		 net, store;
+	struct ipc	*net_ch, *store_ch;
+	time_t		 started;
+	int		 delay;
+	struct event	*restart;
+	uint64_t	 generation;
+	/* The last reload, until both roles have applied it. */
+	struct {
+		uint64_t	 gen;
+		int		 waiting;	/* ROLE_NET | ROLE_STORE */
+		bool		 asked;		/* by store, for ask_id */
+		uint64_t	 ask_id;
+		struct event	*timer;
+	} reload;
 } pa;
 
 /*
- * The one line a newcomer reads when the port is taken or privileged:
+ * The line a newcomer reads when the port is taken or privileged:
  * which address, where it is configured, and what to do.
  */
-static void __attribute__((noreturn))
-bind_failed(const struct conf_listener *l, const struct sockaddr *sa)
+static void
+bind_error(const char *path, const struct conf_listener *l,
+    const struct sockaddr *sa, char *err, size_t errlen)
 {
 	char		 host[INET6_ADDRSTRLEN] = "?";
 	const char	*hint = "";
@@ -73,47 +115,108 @@ bind_failed(const struct conf_listener *l, const struct sockaddr *sa)
 		    "change listen";
 	else if (e == EADDRNOTAVAIL)
 		hint = "; no interface has that address: change listen";
-	fatalx("%s:%d: listener %s: cannot listen on %s%s%s:%d: %s%s",
-	    pa.conf_path, l->line, l->name, sa->sa_family == AF_INET6 ?
-	    "[" : "", host, sa->sa_family == AF_INET6 ? "]" : "", port,
-	    strerror(e), hint);
+	snprintf(err, errlen, "%s:%d: listener %s: cannot listen on "
+	    "%s%s%s:%d: %s%s", path, l->line, l->name,
+	    sa->sa_family == AF_INET6 ? "[" : "", host,
+	    sa->sa_family == AF_INET6 ? "]" : "", port, strerror(e), hint);
 }
 
+/* -1 with err on failure. */
 static int
-bind_one(const struct conf_listener *l, size_t i, unsigned int backlog)
+bind_one(const char *path, const struct conf_listener *l, size_t i,
+    unsigned int backlog, char *err, size_t errlen)
 {
 	const struct sockaddr	*sa = (const void *)&l->addrs[i];
 	int			 fd, one = 1;
 
 	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		fatal("listener %s: socket", l->name);
+	if (fd == -1) {
+		snprintf(err, errlen, "listener %s: socket: %s", l->name,
+		    strerror(errno));
+		return -1;
+	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (sa->sa_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, sa, l->addrlens[i]) == -1)
-		bind_failed(l, sa);
-	if (listen(fd, (int)backlog) == -1)
-		fatal("listener %s: listen", l->name);
+	if (bind(fd, sa, l->addrlens[i]) == -1 ||
+	    listen(fd, (int)backlog) == -1) {
+		bind_error(path, l, sa, err, errlen);
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 
-static void
-bind_listeners(void)
+static bool
+same_addr(const struct sock *k, const struct conf_listener *l, size_t i)
+{
+	return k->sslen == l->addrlens[i] &&
+	    memcmp(&k->ss, &l->addrs[i], k->sslen) == 0;
+}
+
+/*
+ * The sockets of every listener of conf into socks: the one of old
+ * (nold) for an address bound already, marked taken there (fd -1), a
+ * new one otherwise.  -1 with err, and nothing new left open, when an
+ * address cannot be bound.
+ */
+static int
+bind_listeners(const struct conf *conf, struct sock *old, size_t nold,
+    struct sock *socks, size_t *nsocks, char *err, size_t errlen)
 {
 	const struct conf_listener	*l;
-	size_t				 i, j;
+	struct sock			*k;
+	size_t				 i, j, o, n = 0;
 
-	for (i = 0; i < pa.conf->nlisteners; i++) {
-		l = &pa.conf->listeners[i];
+	for (i = 0; i < conf->nlisteners; i++) {
+		l = &conf->listeners[i];
 		for (j = 0; j < l->naddrs; j++) {
-			pa.fds[pa.nfds] = bind_one(l, j,
-			    pa.conf->smtp.backlog);
-			pa.idx[pa.nfds++] = i;
+			k = &socks[n];
+			k->idx = i;
+			k->sslen = l->addrlens[j];
+			memcpy(&k->ss, &l->addrs[j], k->sslen);
+			for (o = 0; o < nold; o++)
+				if (old[o].fd != -1 && same_addr(&old[o], l, j))
+					break;
+			if (o < nold) {
+				k->fd = old[o].fd;
+				old[o].fd = -1;
+			} else if ((k->fd = bind_one(conf->path[0] ?
+			    conf->path : pa.conf_path, l, j,
+			    conf->smtp.backlog, err, errlen)) == -1)
+				goto fail;
+			n++;
 		}
-		log_info("parent event=listen name=%s profile=%s tls=%s "
-		    "addresses=%zu", l->name, conf_profile_name(l->profile),
-		    conf_tls_name(l->tls), l->naddrs);
+	}
+	*nsocks = n;
+	return 0;
+fail:
+	/* Give back what was taken, close what was bound. */
+	while (n-- > 0) {
+		for (o = 0; o < nold; o++)
+			if (old[o].fd == -1 && old[o].sslen == socks[n].sslen &&
+			    memcmp(&old[o].ss, &socks[n].ss, old[o].sslen) == 0)
+				break;
+		if (o < nold)
+			old[o].fd = socks[n].fd;
+		else
+			close(socks[n].fd);
+	}
+	return -1;
+}
+
+static void
+log_listeners(const struct conf *conf, const char *event)
+{
+	const struct conf_listener	*l;
+	size_t				 i;
+
+	for (i = 0; i < conf->nlisteners; i++) {
+		l = &conf->listeners[i];
+		log_info("parent event=%s name=%s profile=%s tls=%s "
+		    "addresses=%zu", event, l->name,
+		    conf_profile_name(l->profile), conf_tls_name(l->tls),
+		    l->naddrs);
 	}
 }
 
@@ -168,6 +271,47 @@ prepare_tls(void)
 	    pa.conf->tls.cert, pa.conf->tls.key, pa.conf->hostname);
 }
 
+/*
+ * The file's text in a sealed memory file, and its configuration read
+ * from that copy: what is checked here is what the roles will parse.
+ * -1 with err (FILE:LINE for a mistake in the file).
+ */
+static int
+conf_snapshot(struct conf **conf_r, char *err, size_t errlen)
+{
+	char	buf[8192];
+	ssize_t	n;
+	int	in, mfd;
+
+	if ((in = open(pa.conf_path, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: cannot read: %s", pa.conf_path,
+		    strerror(errno));
+		return -1;
+	}
+	if ((mfd = memfd_create("postino.conf", MFD_CLOEXEC |
+	    MFD_ALLOW_SEALING)) == -1)
+		fatal("memfd_create");
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(mfd, buf, (size_t)n) != n)
+			fatal("memfd write");
+	if (n == -1) {
+		snprintf(err, errlen, "%s: cannot read: %s", pa.conf_path,
+		    strerror(errno));
+		close(in);
+		close(mfd);
+		return -1;
+	}
+	close(in);
+	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
+	    F_SEAL_WRITE | F_SEAL_SEAL) == -1)
+		fatal("memfd seal");
+	if (conf_load_fd(mfd, pa.conf_path, conf_r, err, errlen) == -1) {
+		close(mfd);
+		return -1;
+	}
+	return mfd;
+}
+
 /* Move fd to at least 64 so the dup2 calls below cannot clobber it. */
 static int
 fd_high(int fd)
@@ -179,12 +323,19 @@ fd_high(int fd)
 	return nfd;
 }
 
-static pid_t
-start_role(const char *role, int peer, bool with_listeners)
+static void
+fd_to(int fd, int to)
 {
-	char	listen[LISTEN_MAX * 12] = "", item[32];
-	int		high[LISTEN_MAX], hpeer;
-	size_t		i;
+	if (dup2(fd, to) == -1)
+		fatal("dup2");
+}
+
+static pid_t
+start_role(const char *role, int peer, int parent, bool with_listeners)
+{
+	char		listen[LISTEN_MAX * 12] = "", item[32];
+	int		high[LISTEN_MAX], hpeer, hconf, hparent;
+	size_t		i, n = with_listeners ? pa.nsocks : 0;
 	pid_t		pid;
 	sigset_t	none;
 
@@ -192,23 +343,25 @@ start_role(const char *role, int peer, bool with_listeners)
 		fatal("fork");
 	if (pid != 0)
 		return pid;
-	/* The parent blocks the signals it waits for; a role must not. */
+	/* The parent's signal handling is its own. */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	hpeer = fd_high(peer);
-	for (i = 0; with_listeners && i < pa.nfds; i++)
-		high[i] = fd_high(pa.fds[i]);
-	if (dup2(hpeer, ROLE_FD_PEER) == -1)
-		fatal("dup2");
-	for (i = 0; with_listeners && i < pa.nfds; i++) {
-		if (dup2(high[i], ROLE_FD_LISTEN + (int)i) == -1)
-			fatal("dup2");
+	hconf = fd_high(pa.conf_fd);
+	hparent = fd_high(parent);
+	for (i = 0; i < n; i++)
+		high[i] = fd_high(pa.socks[i].fd);
+	fd_to(hpeer, ROLE_FD_PEER);
+	fd_to(hconf, ROLE_FD_CONF);
+	fd_to(hparent, ROLE_FD_PARENT);
+	for (i = 0; i < n; i++) {
+		fd_to(high[i], ROLE_FD_LISTEN + (int)i);
 		snprintf(item, sizeof(item), "%s%d:%zu", i ? "," : "",
-		    ROLE_FD_LISTEN + (int)i, pa.idx[i]);
+		    ROLE_FD_LISTEN + (int)i, pa.socks[i].idx);
 		strlcat(listen, item, sizeof(listen));
 	}
-	closefrom(ROLE_FD_LISTEN + (with_listeners ? (int)pa.nfds : 0));
-	if (with_listeners)
+	closefrom(ROLE_FD_LISTEN + (int)n);
+	if (n > 0)
 		execl("/proc/self/exe", "postino", "-c", pa.conf_path, "-R",
 		    role, "-L", listen, (char *)NULL);
 	else
@@ -217,17 +370,26 @@ start_role(const char *role, int peer, bool with_listeners)
 	fatal("exec %s role", role);
 }
 
+static void	role_dispatch(struct ipc *, struct ipc_msg *, void *);
+
 static void
 start_roles(void)
 {
-	int	sp[2];
+	int	sp[2], pn[2], ps[2];
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == -1)
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == -1 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pn) == -1 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ps) == -1)
 		fatal("socketpair");
-	pa.store = start_role("store", sp[0], false);
-	pa.net = start_role("net", sp[1], true);
+	pa.store = start_role("store", sp[0], ps[1], false);
+	pa.net = start_role("net", sp[1], pn[1], true);
 	close(sp[0]);
 	close(sp[1]);
+	close(pn[1]);
+	close(ps[1]);
+	pa.net_ch = ipc_new(pa.base, pn[0], "net", role_dispatch, NULL);
+	pa.store_ch = ipc_new(pa.base, ps[0], "store", role_dispatch, NULL);
+	pa.started = time(NULL);
 	log_info("parent event=roles-started net=%d store=%d", (int)pa.net,
 	    (int)pa.store);
 }
@@ -259,6 +421,277 @@ stop_roles(int sig)
 			waitpid(*roles[i], NULL, 0);
 			*roles[i] = 0;
 		}
+	ipc_free(&pa.net_ch);
+	ipc_free(&pa.store_ch);
+}
+
+/*
+ * Keys read once at start (the data directory, the user, the store,
+ * the worker pool, the resolver): a change needs a restart, and a
+ * reload that changes one is refused rather than half applied.
+ */
+static const char *
+restart_key(const struct conf *o, const struct conf *n)
+{
+	size_t	i;
+
+	if (strcmp(o->data_dir, n->data_dir) != 0)
+		return "data_dir";
+	if (strcmp(o->user, n->user) != 0)
+		return "user";
+	if (o->workers != n->workers)
+		return "workers";
+	if (o->store.driver != n->store.driver)
+		return "[store] driver";
+	if (strcmp(o->store.dsn, n->store.dsn) != 0)
+		return "[store] dsn";
+	if (strcmp(o->metrics.listen, n->metrics.listen) != 0)
+		return "[metrics] listen";
+	if (o->dns.servers.n != n->dns.servers.n)
+		return "[dns] servers";
+	for (i = 0; i < o->dns.servers.n; i++)
+		if (strcmp(o->dns.servers.v[i], n->dns.servers.v[i]) != 0)
+			return "[dns] servers";
+	return NULL;
+}
+
+/* Send fd (a copy: ipc_send closes what it sent) to a role. */
+static void
+send_fd(struct ipc *ch, uint32_t type, int fd, struct ipc_out *o)
+{
+	int	dfd;
+
+	if ((dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1)
+		fatal("dup");
+	ipc_send(ch, type, 0, dfd, o);
+}
+
+static void
+answer_ask(bool ok, const char *text)
+{
+	struct ipc_out	o;
+
+	if (!pa.reload.asked)
+		return;
+	pa.reload.asked = false;
+	if (pa.store_ch == NULL)
+		return;
+	ipc_out_init(&o);
+	ipc_put_u32(&o, ok ? 1 : 0);
+	ipc_put_str(&o, text);
+	ipc_send(pa.store_ch, IMSG_PARENT_RELOAD_DONE, pa.reload.ask_id, -1,
+	    &o);
+}
+
+/* Both roles answered (or died, and start again on the new text). */
+static void
+reload_settled(const char *how)
+{
+	char	text[128];
+
+	event_del(pa.reload.timer);
+	pa.reload.waiting = 0;
+	snprintf(text, sizeof(text), "configuration %llu applied%s",
+	    (unsigned long long)pa.reload.gen, how);
+	log_info("parent event=reloaded generation=%llu%s",
+	    (unsigned long long)pa.reload.gen, how);
+	answer_ask(true, text);
+}
+
+static void
+reload_role_done(int role)
+{
+	if ((pa.reload.waiting & role) == 0)
+		return;
+	pa.reload.waiting &= ~role;
+	if (pa.reload.waiting == 0)
+		reload_settled("");
+}
+
+static void
+reload_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	log_warn("parent event=reload-slow generation=%llu waiting=%s%s",
+	    (unsigned long long)pa.reload.gen,
+	    pa.reload.waiting & ROLE_NET ? "net," : "",
+	    pa.reload.waiting & ROLE_STORE ? "store" : "");
+	reload_settled(" (a role did not answer in time)");
+}
+
+/* The certificate and key for net, which cannot open them itself. */
+static int
+open_tls(const struct conf *conf, int *cfd, int *kfd, char *err,
+    size_t errlen)
+{
+	SSL_CTX	*ctx;
+
+	*kfd = -1;
+	if ((*cfd = open(conf->tls.cert, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    (*kfd = open(conf->tls.key, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "[tls] %s: %s", *cfd == -1 ?
+		    conf->tls.cert : conf->tls.key, strerror(errno));
+		goto fail;
+	}
+	/* Checked here, so that a bad pair is refused with the rest. */
+	if ((ctx = tls_server_ctx_fd(*cfd, *kfd, conf->tls.cert,
+	    conf->tls.key, err, errlen)) == NULL)
+		goto fail;
+	SSL_CTX_free(ctx);
+	/* net reads them again, through the same open files. */
+	if (lseek(*cfd, 0, SEEK_SET) == -1 || lseek(*kfd, 0, SEEK_SET) == -1) {
+		snprintf(err, errlen, "[tls] lseek: %s", strerror(errno));
+		goto fail;
+	}
+	return 0;
+fail:
+	if (*cfd != -1)
+		close(*cfd);
+	if (*kfd != -1)
+		close(*kfd);
+	return -1;
+}
+
+/* Hand the new configuration to the running roles. */
+static void
+send_reload(int cfd, int kfd)
+{
+	struct ipc_out	o;
+	size_t		i;
+
+	if (pa.net_ch != NULL) {
+		for (i = 0; i < pa.nsocks; i++) {
+			ipc_out_init(&o);
+			ipc_put_u32(&o, (uint32_t)pa.socks[i].idx);
+			send_fd(pa.net_ch, IMSG_PARENT_LISTEN, pa.socks[i].fd,
+			    &o);
+		}
+		ipc_out_init(&o);
+		ipc_send(pa.net_ch, IMSG_PARENT_TLS, 0, cfd, &o);
+		ipc_out_init(&o);
+		ipc_send(pa.net_ch, IMSG_PARENT_TLS, 0, kfd, &o);
+		ipc_out_init(&o);
+		ipc_put_u64(&o, pa.generation);
+		send_fd(pa.net_ch, IMSG_PARENT_RELOAD, pa.conf_fd, &o);
+		pa.reload.waiting |= ROLE_NET;
+	} else {
+		close(cfd);
+		close(kfd);
+	}
+	if (pa.store_ch != NULL) {
+		ipc_out_init(&o);
+		ipc_put_u64(&o, pa.generation);
+		send_fd(pa.store_ch, IMSG_PARENT_RELOAD, pa.conf_fd, &o);
+		pa.reload.waiting |= ROLE_STORE;
+	}
+}
+
+/*
+ * Read, check and apply the file.  Returns 0, or -1 with err: then
+ * nothing has changed.
+ */
+static int
+reload(char *err, size_t errlen)
+{
+	struct conf	*nc;
+	struct sock	 socks[LISTEN_MAX];
+	const char	*key;
+	size_t		 nsocks, i;
+	int		 mfd, cfd, kfd;
+
+	if ((mfd = conf_snapshot(&nc, err, errlen)) == -1)
+		return -1;
+	if ((key = restart_key(pa.conf, nc)) != NULL) {
+		snprintf(err, errlen, "%s: %s changed: that takes a restart "
+		    "(reload refused, nothing changed)", pa.conf_path, key);
+		goto fail;
+	}
+	if (open_tls(nc, &cfd, &kfd, err, errlen) == -1)
+		goto fail;
+	if (bind_listeners(nc, pa.socks, pa.nsocks, socks, &nsocks, err,
+	    errlen) == -1) {
+		close(cfd);
+		close(kfd);
+		goto fail;
+	}
+	/* What the new file no longer listens on. */
+	for (i = 0; i < pa.nsocks; i++)
+		if (pa.socks[i].fd != -1)
+			close(pa.socks[i].fd);
+	memcpy(pa.socks, socks, nsocks * sizeof(socks[0]));
+	pa.nsocks = nsocks;
+	close(pa.conf_fd);
+	pa.conf_fd = mfd;
+	conf_free(&pa.conf);
+	pa.conf = nc;
+	log_init("parent", (int)nc->log_level);
+	pa.generation++;
+	log_listeners(nc, "listen");
+	pa.reload.gen = pa.generation;
+	pa.reload.waiting = 0;
+	send_reload(cfd, kfd);
+	if (pa.reload.waiting == 0)
+		reload_settled(" (no role running: they start on it)");
+	else {
+		struct timeval tv = { RELOAD_WAIT, 0 };
+
+		evtimer_add(pa.reload.timer, &tv);
+	}
+	return 0;
+fail:
+	conf_free(&nc);
+	close(mfd);
+	return -1;
+}
+
+static void
+do_reload(const char *by, bool asked, uint64_t ask_id)
+{
+	char	err[PATH_MAX + 1024];
+
+	/* An earlier request still waiting is answered now. */
+	answer_ask(true, "configuration sent; a newer reload followed");
+	log_info("parent event=reload by=%s", by);
+	pa.reload.asked = asked;
+	pa.reload.ask_id = ask_id;
+	if (reload(err, sizeof(err)) == 0)
+		return;
+	log_err("parent event=reload-refused error=\"%s\"", err);
+	answer_ask(false, err);
+}
+
+/* Only the two messages a role may send the parent. */
+static void
+role_dispatch(struct ipc *ch, struct ipc_msg *m, void *arg)
+{
+	bool	is_store = ch == pa.store_ch;
+	int	role = is_store ? ROLE_STORE : ROLE_NET;
+
+	if (m == NULL) {
+		/* The role is exiting; SIGCHLD says the rest. */
+		ipc_free(is_store ? &pa.store_ch : &pa.net_ch);
+		reload_role_done(role);
+		return;
+	}
+	if (m->fd != -1)
+		close(m->fd);
+	switch (m->type) {
+	case IMSG_PARENT_RELOADED: {
+		uint64_t gen = ipc_get_u64(m);
+
+		ipc_end(m);
+		if (gen == pa.reload.gen)
+			reload_role_done(role);
+		break;
+	}
+	case IMSG_PARENT_RELOAD_ASK:
+		ipc_end(m);
+		if (is_store)
+			do_reload("control", true, m->id);
+		break;
+	default:
+		log_warn("parent event=unexpected-message type=%u from=%s",
+		    m->type, is_store ? "store" : "net");
+	}
 }
 
 static const char *
@@ -271,65 +704,91 @@ exit_text(int status, char *buf, size_t size)
 	return buf;
 }
 
+static void
+restart_roles(evutil_socket_t fd, short ev, void *arg)
+{
+	start_roles();
+}
+
+static void
+on_child(evutil_socket_t sig, short ev, void *arg)
+{
+	struct timeval	tv = { 0, 0 };
+	char		how[32];
+	int		status;
+	pid_t		pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid != pa.net && pid != pa.store)
+			continue;
+		log_err("parent event=role-died role=%s pid=%d how=%s",
+		    pid == pa.net ? "net" : "store", (int)pid,
+		    exit_text(status, how, sizeof(how)));
+		if (pid == pa.net) {
+			pa.net = 0;
+			reload_role_done(ROLE_NET);
+		} else {
+			pa.store = 0;
+			reload_role_done(ROLE_STORE);
+		}
+	}
+	if ((pa.net > 0 && pa.store > 0) || evtimer_pending(pa.restart, NULL))
+		return;
+	stop_roles(SIGTERM);
+	/* A role that dies at once again and again waits longer. */
+	pa.delay = time(NULL) - pa.started < 10 ? (pa.delay < 16 ?
+	    pa.delay * 2 : pa.delay) : 1;
+	tv.tv_sec = pa.delay;
+	evtimer_add(pa.restart, &tv);
+}
+
+static void
+on_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	if (sig == SIGHUP) {
+		do_reload("sighup", false, 0);
+		return;
+	}
+	log_info("parent event=shutdown");
+	stop_roles(SIGTERM);
+	exit(0);
+}
+
 void
 parent_main(struct conf *conf, const char *conf_path)
 {
-	sigset_t	 set;
-	siginfo_t	 si;
-	time_t		 started;
-	char		 how[32];
-	int		 status, delay = 1;
-	pid_t		 pid;
+	char		 err[PATH_MAX + 1024];
+	int		 sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP };
+	struct event	*ev;
+	size_t		 i;
 
-	pa.conf = conf;
 	pa.conf_path = conf_path;
+	pa.delay = 1;
 	signal(SIGPIPE, SIG_IGN);
+	/* Again, from the copy the roles will read. */
+	conf_free(&conf);
+	if ((pa.conf_fd = conf_snapshot(&pa.conf, err, sizeof(err))) == -1)
+		fatalx("%s", err);
 	prepare_data_dir();
 	prepare_tls();
-	bind_listeners();
+	if (bind_listeners(pa.conf, NULL, 0, pa.socks, &pa.nsocks, err,
+	    sizeof(err)) == -1)
+		fatalx("%s", err);
+	log_listeners(pa.conf, "listen");
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	start_roles();
-	started = time(NULL);
-	log_info("parent event=ready hostname=%s data_dir=%s",
-	    conf->hostname, conf->data_dir);
-	for (;;) {
-		if (sigwaitinfo(&set, &si) == -1)
-			continue;
-		if (si.si_signo == SIGTERM || si.si_signo == SIGINT) {
-			log_info("parent event=shutdown");
-			stop_roles(SIGTERM);
-			exit(0);
-		}
-		if (si.si_signo == SIGHUP) {
-			log_warn("parent event=sighup note=\"reload is not "
-			    "available yet: restart to apply changes\"");
-			continue;
-		}
-		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-			if (pid != pa.net && pid != pa.store)
-				continue;
-			log_err("parent event=role-died role=%s pid=%d how=%s",
-			    pid == pa.net ? "net" : "store", (int)pid,
-			    exit_text(status, how, sizeof(how)));
-			if (pid == pa.net)
-				pa.net = 0;
-			else
-				pa.store = 0;
-		}
-		if (pa.net > 0 && pa.store > 0)
-			continue;
-		stop_roles(SIGTERM);
-		/* A role that dies at once again and again waits longer. */
-		delay = time(NULL) - started < 10 ? (delay < 16 ? delay * 2 :
-		    delay) : 1;
-		sleep((unsigned int)delay);
-		start_roles();
-		started = time(NULL);
+	if ((pa.base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		ev = evsignal_new(pa.base, sigs[i], sigs[i] == SIGCHLD ?
+		    on_child : on_signal, NULL);
+		if (ev == NULL || evsignal_add(ev, NULL) == -1)
+			fatalx("signal %d", sigs[i]);
 	}
+	pa.restart = evtimer_new(pa.base, restart_roles, NULL);
+	pa.reload.timer = evtimer_new(pa.base, reload_timeout, NULL);
+	start_roles();
+	log_info("parent event=ready hostname=%s data_dir=%s",
+	    pa.conf->hostname, pa.conf->data_dir);
+	event_base_dispatch(pa.base);
+	fatalx("event loop ended");
 }

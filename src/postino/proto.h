@@ -122,6 +122,31 @@ enum imsg_type {
 	 * logged as any failed login (R4.4)
 	 */
 	IMSG_AUTH_FAILED,
+
+	/*
+	 * The channel between the parent and each role (reload, R7.1).
+	 * parent -> net, before IMSG_PARENT_RELOAD: one listening socket
+	 * of the new configuration (fd): u32 listener index
+	 */
+	IMSG_PARENT_LISTEN = 100,
+	/* parent -> net, before IMSG_PARENT_RELOAD: the [tls] cert file
+	 * (fd), then the key file (fd) */
+	IMSG_PARENT_TLS,
+	/*
+	 * parent -> role: the new configuration's text (fd, checked by the
+	 * parent): u64 generation.  net applies it with the listeners and
+	 * the certificate sent before it; each role answers
+	 * IMSG_PARENT_RELOADED with the same generation.
+	 */
+	IMSG_PARENT_RELOAD,
+	/* role -> parent: u64 generation applied */
+	IMSG_PARENT_RELOADED,
+	/* store -> parent: reload, asked through the control socket
+	 * (postino-admin reload); id names the request */
+	IMSG_PARENT_RELOAD_ASK,
+	/* parent -> store: the outcome for request id: u32 0 refused or 1
+	 * applied, str one line (the error names FILE:LINE) */
+	IMSG_PARENT_RELOAD_DONE,
 };
 
 /* Which service an IMSG_AUTH_VERIFY is for. */

@@ -10,10 +10,16 @@
 
 #include "conf.h"
 
-/* A role's descriptors after re-exec: 3 is the channel to the peer
- * role; net's listening sockets follow from 4 on. */
+/*
+ * A role's descriptors after re-exec: 3 is the channel to the peer
+ * role, 4 the configuration text the parent checked (the role parses
+ * that, never the file, which may have changed since), 5 the channel to
+ * the parent (reload); net's listening sockets follow from 6 on.
+ */
 #define ROLE_FD_PEER	3
-#define ROLE_FD_LISTEN	4
+#define ROLE_FD_CONF	4
+#define ROLE_FD_PARENT	5
+#define ROLE_FD_LISTEN	6
 #define NET_USER	"postino-net"
 #define CHROOT_DIR	"empty"		/* under data_dir */
 

@@ -272,8 +272,8 @@ def test_queue_tools_need_the_daemon(world):
     r = w.p.admin("queue", "list", check=False)
     assert r.returncode == 1
     assert r.stderr.startswith("postino-admin: postino is not running (")
-    assert r.stderr.endswith("control.sock: No such file or directory); the queue "
-                             "commands act through the daemon\n")
+    assert r.stderr.endswith("control.sock: No such file or directory); this "
+                             "command acts through the daemon\n")
 
 
 def test_received_names_a_forward_confirmed_client(world):

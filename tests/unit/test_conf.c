@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -439,6 +440,7 @@ test_load(void)
 	char		 dir[] = "/tmp/test_conf.XXXXXX", path[256], err[512];
 	struct conf	*c;
 	FILE		*f;
+	int		 fd;
 
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(path, sizeof(path), "%s/p.conf", dir);
@@ -455,6 +457,25 @@ test_load(void)
 		CHECK_STR(c->data_dir + strlen(dir), "/spool");
 		conf_free(&c);
 	}
+	/* From a descriptor (the parent's copy, shared by the roles): read
+	 * from offset 0 whatever the shared offset, named by path. */
+	fd = open(path, O_RDONLY);
+	CHECK(fd != -1 && lseek(fd, 0, SEEK_END) > 0);
+	CHECK_INT(conf_load_fd(fd, path, &c, err, sizeof(err)), 0);
+	if (c != NULL) {
+		CHECK_STR(c->path, path);
+		CHECK_STR(c->data_dir + strlen(dir), "/spool");
+		conf_free(&c);
+	}
+	close(fd);
+	f = fopen(path, "w");
+	fputs("workers = 0\n", f);
+	fclose(f);
+	fd = open(path, O_RDONLY);
+	CHECK_INT(conf_load_fd(fd, path, &c, err, sizeof(err)), -1);
+	CHECK(strncmp(err, path, strlen(path)) == 0 &&
+	    strncmp(err + strlen(path), ":1: ", 4) == 0);
+	close(fd);
 	unlink(path);
 	rmdir(dir);
 }

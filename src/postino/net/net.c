@@ -338,6 +338,22 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		smtp_session_new(l, fd, sa, (socklen_t)salen, ip);
 }
 
+/*
+ * The listening sockets of the running configuration, each with the
+ * timer that resumes it after an accept error; and what the parent
+ * sends ahead of the next configuration (reload).
+ */
+#define LISTEN_MAX	(CONF_LISTENERS_MAX * CONF_LISTEN_MAX)
+static struct {
+	struct evconnlistener	*lev[LISTEN_MAX];
+	struct event		*resume[LISTEN_MAX];
+	size_t			 n;
+	struct role_listen	 next[LISTEN_MAX];
+	size_t			 nnext;
+	int			 tls[2];	/* cert, key */
+	size_t			 ntls;
+} lst;
+
 static void
 listener_resume(evutil_socket_t fd, short ev, void *arg)
 {
@@ -348,11 +364,203 @@ static void
 on_accept_error(struct evconnlistener *lev, void *arg)
 {
 	struct timeval	tv = { 1, 0 };
+	size_t		i;
 
 	/* EMFILE and friends: pause a little instead of spinning. */
 	log_warn("smtp event=accept-error error=\"%s\"", strerror(errno));
 	evconnlistener_disable(lev);
-	event_base_once(net.base, -1, EV_TIMEOUT, listener_resume, lev, &tv);
+	for (i = 0; i < lst.n; i++)
+		if (lst.lev[i] == lev)
+			evtimer_add(lst.resume[i], &tv);
+}
+
+static void
+listeners_open(struct conf *conf, const struct role_listen *ls, size_t nls)
+{
+	struct evconnlistener	*lev;
+	size_t			 i;
+
+	for (i = 0; i < nls; i++) {
+		if (ls[i].listener >= conf->nlisteners)
+			fatalx("net: listener %zu of %zu", ls[i].listener,
+			    conf->nlisteners);
+		evutil_make_socket_nonblocking(ls[i].fd);
+		lev = evconnlistener_new(net.base, on_accept,
+		    &conf->listeners[ls[i].listener], LEV_OPT_CLOSE_ON_FREE,
+		    0, ls[i].fd);
+		if (lev == NULL)
+			fatalx("net: cannot listen on descriptor %d", ls[i].fd);
+		evconnlistener_set_error_cb(lev, on_accept_error);
+		lst.lev[lst.n] = lev;
+		lst.resume[lst.n++] = evtimer_new(net.base, listener_resume,
+		    lev);
+	}
+}
+
+/* Our copies only: the parent keeps every socket still configured
+ * open, so a connection waiting in its backlog is accepted after. */
+static void
+listeners_close(void)
+{
+	size_t	i;
+
+	for (i = 0; i < lst.n; i++) {
+		event_free(lst.resume[i]);
+		evconnlistener_free(lst.lev[i]);
+	}
+	lst.n = 0;
+}
+
+/*
+ * Configurations sessions hold: a session keeps the one it started
+ * with (its listener, limits and texts) to its end, however many
+ * reloads come meanwhile; an old one is freed with its last session.
+ */
+struct conf_hold {
+	struct conf_hold	*next;
+	const struct conf	*conf;
+	unsigned int		 refs;
+};
+static struct conf_hold	*holds;
+
+const struct conf *
+net_conf_hold(void)
+{
+	struct conf_hold	*h;
+
+	for (h = holds; h != NULL && h->conf != net.conf; h = h->next)
+		;
+	if (h == NULL) {
+		h = xcalloc(1, sizeof(*h));
+		h->conf = net.conf;
+		h->next = holds;
+		holds = h;
+	}
+	h->refs++;
+	return h->conf;
+}
+
+void
+net_conf_release(const struct conf *conf)
+{
+	struct conf_hold	**hp, *h;
+	struct conf		 *c;
+
+	for (hp = &holds; (h = *hp) != NULL && h->conf != conf;
+	    hp = &h->next)
+		;
+	if (h == NULL)
+		panic("net: release of a configuration not held");
+	if (--h->refs > 0)
+		return;
+	*hp = h->next;
+	free(h);
+	if (conf != net.conf) {
+		c = (struct conf *)conf;
+		conf_free(&c);
+	}
+}
+
+static void
+pending_drop(void)
+{
+	size_t	i;
+
+	for (i = 0; i < lst.nnext; i++)
+		close(lst.next[i].fd);
+	for (i = 0; i < lst.ntls; i++)
+		close(lst.tls[i]);
+	lst.nnext = lst.ntls = 0;
+}
+
+/* The new configuration's certificate: on failure the old one stays. */
+static void
+reload_tls(const struct conf *nc)
+{
+	SSL_CTX	*ctx;
+	char	 err[512];
+
+	if (lst.ntls != 2)
+		return;
+	ctx = tls_server_ctx_fd(lst.tls[0], lst.tls[1], nc->tls.cert,
+	    nc->tls.key, err, sizeof(err));
+	if (ctx == NULL) {
+		log_warn("net event=tls-unchanged error=\"%s\"", err);
+		return;
+	}
+	/* A TLS session already made keeps its own reference. */
+	SSL_CTX_free(net.ssl_ctx);
+	net.ssl_ctx = ctx;
+}
+
+static void
+reload(int fd, uint64_t gen)
+{
+	struct conf_hold	*h;
+	struct conf		*nc, *old = net.conf;
+	char			 err[1024];
+
+	if (conf_load_fd(fd, net.conf->path, &nc, err, sizeof(err)) == -1) {
+		/* The parent checked this very text: should not happen. */
+		log_err("net event=reload-failed error=\"%s\"", err);
+		pending_drop();
+		return;
+	}
+	reload_tls(nc);
+	listeners_close();
+	listeners_open(nc, lst.next, lst.nnext);
+	lst.nnext = 0;
+	pending_drop();
+	net.conf = nc;
+	for (h = holds; h != NULL && h->conf != old; h = h->next)
+		;
+	if (h == NULL)
+		conf_free(&old);
+	log_init("net", (int)nc->log_level);
+	log_info("net event=reload generation=%llu listeners=%zu",
+	    (unsigned long long)gen, lst.n);
+}
+
+static void
+parent_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
+{
+	struct ipc_out	o;
+	uint64_t	gen;
+	uint32_t	idx;
+
+	if (m == NULL) {
+		log_info("net event=exit reason=\"parent has gone\"");
+		exit(0);
+	}
+	switch (m->type) {
+	case IMSG_PARENT_LISTEN:
+		idx = ipc_get_u32(m);
+		ipc_end(m);
+		if (m->fd == -1 || lst.nnext == LISTEN_MAX)
+			fatalx("net: unexpected listening socket");
+		lst.next[lst.nnext].fd = m->fd;
+		lst.next[lst.nnext++].listener = idx;
+		break;
+	case IMSG_PARENT_TLS:
+		ipc_end(m);
+		if (m->fd == -1 || lst.ntls == 2)
+			fatalx("net: unexpected certificate file");
+		lst.tls[lst.ntls++] = m->fd;
+		break;
+	case IMSG_PARENT_RELOAD:
+		gen = ipc_get_u64(m);
+		ipc_end(m);
+		if (m->fd == -1)
+			fatalx("net: reload without a configuration");
+		reload(m->fd, gen);
+		close(m->fd);
+		ipc_out_init(&o);
+		ipc_put_u64(&o, gen);
+		ipc_send(c, IMSG_PARENT_RELOADED, 0, -1, &o);
+		break;
+	default:
+		fatalx("net: unexpected message %u from the parent", m->type);
+	}
 }
 
 static void
@@ -429,7 +637,6 @@ net_main(struct conf *conf, struct role_listen *ls, size_t nls)
 {
 	char		 err[512], chroot_dir[PATH_MAX];
 	struct event	*sigterm, *sigint;
-	size_t		 i;
 
 	net.conf = conf;
 	signal(SIGPIPE, SIG_IGN);
@@ -447,17 +654,9 @@ net_main(struct conf *conf, struct role_listen *ls, size_t nls)
 
 	net.store = ipc_new(net.base, ROLE_FD_PEER, "store", store_dispatch,
 	    NULL);
-	for (i = 0; i < nls; i++) {
-		struct evconnlistener *lev;
-
-		evutil_make_socket_nonblocking(ls[i].fd);
-		lev = evconnlistener_new(net.base, on_accept,
-		    &conf->listeners[ls[i].listener], LEV_OPT_CLOSE_ON_FREE,
-		    0, ls[i].fd);
-		if (lev == NULL)
-			fatalx("net: cannot listen on descriptor %d", ls[i].fd);
-		evconnlistener_set_error_cb(lev, on_accept_error);
-	}
+	net.parent = ipc_new(net.base, ROLE_FD_PARENT, "parent",
+	    parent_dispatch, NULL);
+	listeners_open(conf, ls, nls);
 	sigterm = evsignal_new(net.base, SIGTERM, on_signal, NULL);
 	sigint = evsignal_new(net.base, SIGINT, on_signal, NULL);
 	evsignal_add(sigterm, NULL);

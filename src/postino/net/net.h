@@ -23,6 +23,7 @@ struct net {
 	struct conf		*conf;
 	struct event_base	*base;
 	struct ipc		*store;
+	struct ipc		*parent;	/* reload */
 	SSL_CTX			*ssl_ctx;
 	struct resolver		*resolver;	/* client names, MX lookups */
 	unsigned int		 nconn;
@@ -38,6 +39,13 @@ struct net_session_ops {
 	/* The server is stopping: say so, then close. */
 	void	(*shutdown)(void *session);
 };
+
+/*
+ * The running configuration, held by a session from its start to its
+ * end, so that a reload meanwhile changes nothing under it.
+ */
+const struct conf	*net_conf_hold(void);
+void			 net_conf_release(const struct conf *);
 
 /* Track sessions by id for the store's answers. */
 void	net_session_add(uint64_t id, void *session,

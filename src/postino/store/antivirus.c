@@ -28,6 +28,8 @@ struct av_job {
 	struct antivirus	*av;
 	struct envelope		 env;
 	int			 fd;		/* the incoming file, to read */
+	char			 addr[PATH_MAX];	/* clamd, at the start */
+	int			 timeout_ms;
 	long long		 ms;		/* the scan took */
 	struct clamd_reply	 reply;
 	antivirus_commit_cb	 cb;
@@ -51,16 +53,23 @@ antivirus_new(struct pool *pool, struct queue *q, const struct conf *conf)
 
 	av->pool = pool;
 	av->queue = q;
+	av->wait_tail = &av->wait;
+	antivirus_reconf(av, conf);
+	return av;
+}
+
+/* Scans running keep the settings they started with (their job's). */
+void
+antivirus_reconf(struct antivirus *av, const struct conf *conf)
+{
 	strlcpy(av->addr, conf->antivirus.clamd, sizeof(av->addr));
 	av->timeout_ms = (int)conf->antivirus.timeout * 1000;
 	av->accept = conf->antivirus.on_error_accept;
 	av->max = conf->workers / 2 ? conf->workers / 2 : 1;
-	av->wait_tail = &av->wait;
 	if (av->addr[0] != '\0')
 		log_info("antivirus event=enabled clamd=%s timeout=%u "
 		    "on_error=%s", av->addr, conf->antivirus.timeout,
 		    av->accept ? "accept" : "tempfail");
-	return av;
 }
 
 static void
@@ -95,7 +104,7 @@ scan_work(void *arg)
 	struct timespec	 t0, t1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	clamd_scan(j->av->addr, j->fd, j->av->timeout_ms, &j->reply);
+	clamd_scan(j->addr, j->fd, j->timeout_ms, &j->reply);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	j->ms = (long long)(t1.tv_sec - t0.tv_sec) * 1000 +
 	    (t1.tv_nsec - t0.tv_nsec) / 1000000;
@@ -112,6 +121,8 @@ scan_start(struct antivirus *av)
 		if ((av->wait = j->next) == NULL)
 			av->wait_tail = &av->wait;
 		av->running++;
+		strlcpy(j->addr, av->addr, sizeof(j->addr));
+		j->timeout_ms = av->timeout_ms;
 		pool_run(av->pool, scan_work, scan_done, j);
 	}
 }

@@ -28,8 +28,10 @@ struct antivirus;
 typedef void (*antivirus_commit_cb)(void *arg, enum commit_status,
     const char *virus);
 
-/* Reads [antivirus] of conf once; conf must outlive it. */
+/* Reads [antivirus] of conf, and again from a reloaded one. */
 struct antivirus	*antivirus_new(struct pool *, struct queue *,
+			    const struct conf *);
+void			 antivirus_reconf(struct antivirus *,
 			    const struct conf *);
 
 /*

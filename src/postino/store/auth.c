@@ -64,11 +64,17 @@ struct auth_job {
 };
 
 void
-auth_init(const struct conf *conf, struct db *db, struct pool *pool,
-    struct ipc *net, struct intrusion *intrusion)
+auth_reconf(const struct conf *conf)
 {
 	au.grant_minutes = conf->relay.pop_before_smtp_minutes;
 	au.max_failures = conf->intrusion.max_auth_failures;
+}
+
+void
+auth_init(const struct conf *conf, struct db *db, struct pool *pool,
+    struct ipc *net, struct intrusion *intrusion)
+{
+	auth_reconf(conf);
 	au.intrusion = intrusion;
 	au.db = db;
 	au.pool = pool;

@@ -19,6 +19,7 @@ struct pool;
  * grant for [relay] pop_before_smtp_minutes. */
 void	auth_init(const struct conf *, struct db *, struct pool *,
 	    struct ipc *net, struct intrusion *);
+void	auth_reconf(const struct conf *);
 /* IMSG_AUTH_VERIFY: answered later with IMSG_AUTH_RESULT. */
 void	auth_verify(struct ipc_msg *);
 /* IMSG_AUTH_FAILED: a login net refused by itself; logged and counted

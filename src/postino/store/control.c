@@ -2,10 +2,11 @@
  * control.c - the store's control socket, data_dir/control.sock: how
  * postino-admin reaches the running daemon (R5.7 queue tools).
  *
- * A client sends one line "queue VERB [ID]" and reads the answer until
- * the store closes: "ok" and the output, or "error REASON".  The
- * socket is mode 0600, owned by the store's user, so only that user
- * and root may talk to it; what they send is still parsed with bounds.
+ * A client sends one line, "queue VERB [ID]" or "reload" (R7.1), and
+ * reads the answer until the store closes: "ok" and the output, or
+ * "error REASON".  The socket is mode 0600, owned by the store's user,
+ * so only that user and root may talk to it; what they send is still
+ * parsed with bounds.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -39,7 +40,8 @@ struct ctl_client {
 };
 
 static struct {
-	struct sched	*sched;
+	struct sched		*sched;
+	control_reload_fn	 reload;
 	unsigned int	 clients;
 } ctl;
 
@@ -102,6 +104,12 @@ read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	bufferevent_disable(bev, EV_READ);
+	if (strcmp(line, "reload") == 0) {
+		free(line);
+		c->asked = true;
+		ctl.reload(answer, c);
+		return;
+	}
 	n = sscanf(line, "queue %15s %31s %1s", verb, qid, extra);
 	free(line);
 	if (n < 1 || n > 2) {
@@ -145,7 +153,8 @@ control_unlink(void)
 }
 
 void
-control_start(struct event_base *base, struct sched *sched)
+control_start(struct event_base *base, struct sched *sched,
+    control_reload_fn reload)
 {
 	struct sockaddr_un	 sun;
 	struct evconnlistener	*lev;
@@ -153,6 +162,7 @@ control_start(struct event_base *base, struct sched *sched)
 	int			 fd;
 
 	ctl.sched = sched;
+	ctl.reload = reload;
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	strlcpy(sun.sun_path, CONTROL_SOCKET, sizeof(sun.sun_path));

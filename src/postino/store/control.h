@@ -10,7 +10,17 @@
 struct event_base;
 struct sched;
 
+#include <stddef.h>
+
+/* The answer to a request: "ok ..." or "error REASON", one or more
+ * lines; text is valid during the call. */
+typedef void	(*control_answer_cb)(void *arg, const char *text, size_t len);
+
+/* "reload": ask the parent, and answer through cb when it has. */
+typedef void	(*control_reload_fn)(control_answer_cb cb, void *arg);
+
 /* Listen on data_dir/control.sock (mode 0600, the store's user). */
-void	control_start(struct event_base *, struct sched *);
+void	control_start(struct event_base *, struct sched *,
+	    control_reload_fn);
 
 #endif

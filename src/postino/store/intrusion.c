@@ -95,6 +95,12 @@ intrusion_new(const struct conf *conf, struct db *db,
 }
 
 void
+intrusion_reconf(struct intrusion *in, const struct conf *conf)
+{
+	in->conf = conf;
+}
+
+void
 intrusion_free(struct intrusion **inp)
 {
 	struct intrusion	*in = *inp;

@@ -77,6 +77,8 @@ void		intrusion_rate_add(struct intrusion *, const char *ip,
 /* Blocks whose time is up, or that the administrator lifted, go: one
  * log line each.  Call now and then (store: every few seconds). */
 void	intrusion_tick(struct intrusion *);
+/* Thresholds of a reloaded configuration, from the next event on. */
+void	intrusion_reconf(struct intrusion *, const struct conf *);
 
 /* Entries held now (tests, the memory bound). */
 size_t	intrusion_entries(const struct intrusion *);

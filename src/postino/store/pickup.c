@@ -239,6 +239,12 @@ pickup_scan(evutil_socket_t fd, short ev, void *arg)
 }
 
 void
+pickup_reconf(const struct conf *conf)
+{
+	pk.conf = conf;
+}
+
+void
 pickup_start(struct event_base *base, struct queue *q,
     const struct conf *conf)
 {

@@ -14,6 +14,7 @@ struct conf;
 
 /* Make maildrop/ (mode 1733) and look into it every second. */
 void	pickup_start(struct event_base *, struct queue *, const struct conf *);
+void	pickup_reconf(const struct conf *);
 
 /*
  * Resolve a recipient and add its targets to env (store.c): local

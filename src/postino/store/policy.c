@@ -459,6 +459,12 @@ policy_conf(const struct policy *p)
 	return p->conf;
 }
 
+void
+policy_reconf(struct policy *p, const struct conf *conf)
+{
+	p->conf = conf;
+}
+
 int
 policy_domain_local(const struct policy *p, const char *domain)
 {

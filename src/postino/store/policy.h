@@ -131,6 +131,8 @@ struct policy	*policy_new(const struct conf *, struct db *);
 void		 policy_free(struct policy *);
 
 const struct conf	*policy_conf(const struct policy *);
+/* A reloaded configuration, for the requests from now on. */
+void			 policy_reconf(struct policy *, const struct conf *);
 
 /* Is domain one of ours?  1, 0, or -1 on a store error. */
 int	policy_domain_local(const struct policy *, const char *domain);

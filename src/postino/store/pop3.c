@@ -53,6 +53,12 @@ static struct {
 } p3;
 
 void
+pop3_reconf(const struct conf *conf)
+{
+	p3.conf = conf;
+}
+
+void
 pop3_init(const struct conf *conf, struct pool *pool, struct ipc *net)
 {
 	p3.conf = conf;

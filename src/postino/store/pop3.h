@@ -12,6 +12,7 @@ struct ipc_msg;
 struct pool;
 
 void	pop3_init(const struct conf *, struct pool *, struct ipc *net);
+void	pop3_reconf(const struct conf *);
 
 /* IMSG_POP3_OPEN, IMSG_POP3_READ, IMSG_POP3_UPDATE from net. */
 void	pop3_open(struct ipc_msg *);

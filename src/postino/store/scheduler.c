@@ -1100,21 +1100,10 @@ read_password(struct sched *s)
 	s->auth_pass[n] = '\0';
 }
 
-struct sched *
-sched_new(struct event_base *base, struct pool *pool, const struct conf *conf,
-    struct queue *queue, struct ipc *net, struct db *db)
+void
+sched_reconf(struct sched *s, const struct conf *conf)
 {
-	struct sched	*s = xcalloc(1, sizeof(*s));
-	char		*p;
-
-	s->db = db;
-	s->base = base;
-	s->pool = pool;
 	s->conf = conf;
-	s->queue = queue;
-	s->net = net;
-	s->ready_tail = &s->ready;
-	s->waiting_tail = &s->waiting;
 	/*
 	 * Messages in an attempt at once.  An attempt holds its spool file
 	 * open while its jobs wait for net, so this bounds the descriptors;
@@ -1126,6 +1115,23 @@ sched_new(struct event_base *base, struct pool *pool, const struct conf *conf,
 		s->attempts_max = conf->delivery.max_outgoing;
 	if (s->attempts_max > ATTEMPTS_MAX)
 		s->attempts_max = ATTEMPTS_MAX;
+}
+
+struct sched *
+sched_new(struct event_base *base, struct pool *pool, const struct conf *conf,
+    struct queue *queue, struct ipc *net, struct db *db)
+{
+	struct sched	*s = xcalloc(1, sizeof(*s));
+	char		*p;
+
+	s->db = db;
+	s->base = base;
+	s->pool = pool;
+	s->queue = queue;
+	s->net = net;
+	s->ready_tail = &s->ready;
+	s->waiting_tail = &s->waiting;
+	sched_reconf(s, conf);
 	strlcpy(s->hostname, conf->hostname, sizeof(s->hostname));
 	for (p = s->hostname; *p != '\0'; p++)	/* Maildir name rules */
 		if (*p == '/' || *p == ':' || *p == ',')

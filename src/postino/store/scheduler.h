@@ -32,6 +32,9 @@ struct sched;
 struct sched	*sched_new(struct event_base *, struct pool *,
 		    const struct conf *, struct queue *, struct ipc *net,
 		    struct db *);
+/* [delivery] of a reloaded configuration, for the attempts from now on
+ * (the Maildir file names keep the hostname of the start). */
+void		 sched_reconf(struct sched *, const struct conf *);
 
 /* A message has just been committed: deliver it now. */
 void		 sched_add(struct sched *, const char *qid);

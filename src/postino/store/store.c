@@ -43,6 +43,7 @@ static struct {
 	struct conf		*conf;
 	struct event_base	*base;
 	struct ipc		*net;
+	struct ipc		*parent;	/* reload */
 	struct db		*db;
 	struct queue		*queue;
 	struct antivirus	*av;
@@ -473,6 +474,129 @@ net_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 	}
 }
 
+/* --- reload ------------------------------------------------------------ */
+
+/*
+ * How long a configuration replaced by a reload stays allocated: work
+ * already running on a worker (a clamd scan, a DNS check, a mailbox
+ * open) may still read it; none takes nearly this long.
+ */
+#define CONF_RETIRE_SECONDS	900
+
+static void
+conf_retire(evutil_socket_t fd, short ev, void *arg)
+{
+	struct conf	*c = arg;
+
+	conf_free(&c);
+}
+
+/* The parent's new configuration (checked there): for every request
+ * from now on; what was asked before finishes as it started. */
+static void
+reload(int fd, uint64_t gen)
+{
+	struct timeval	 tv = { CONF_RETIRE_SECONDS, 0 };
+	struct conf	*nc;
+	char		 err[1024];
+
+	if (conf_load_fd(fd, st.conf->path, &nc, err, sizeof(err)) == -1) {
+		log_err("store event=reload-failed error=\"%s\"", err);
+		return;
+	}
+	policy_reconf(st.policy, nc);
+	intrusion_reconf(st.intrusion, nc);
+	antivirus_reconf(st.av, nc);
+	sched_reconf(st.sched, nc);
+	pickup_reconf(nc);
+	auth_reconf(nc);
+	pop3_reconf(nc);
+	event_base_once(st.base, -1, EV_TIMEOUT, conf_retire, st.conf, &tv);
+	st.conf = nc;
+	log_init("store", (int)nc->log_level);
+	log_info("store event=reload generation=%llu",
+	    (unsigned long long)gen);
+}
+
+/* postino-admin reload, waiting for the parent's answer. */
+struct reload_ask {
+	struct reload_ask	*next;
+	uint64_t		 id;
+	control_answer_cb	 cb;
+	void			*arg;
+};
+static struct reload_ask	*asks;
+
+static void
+reload_ask(control_answer_cb cb, void *arg)
+{
+	static uint64_t		 next_id;
+	struct reload_ask	*a = xcalloc(1, sizeof(*a));
+	struct ipc_out		 o;
+
+	a->id = ++next_id;
+	a->cb = cb;
+	a->arg = arg;
+	a->next = asks;
+	asks = a;
+	ipc_out_init(&o);
+	ipc_send(st.parent, IMSG_PARENT_RELOAD_ASK, a->id, -1, &o);
+}
+
+static void
+reload_answered(struct ipc_msg *m)
+{
+	struct reload_ask	**ap, *a;
+	const char		 *text;
+	char			  line[1200];
+	uint32_t		  ok;
+	int			  n;
+
+	ok = ipc_get_u32(m);
+	text = ipc_get_str(m);
+	ipc_end(m);
+	for (ap = &asks; (a = *ap) != NULL && a->id != m->id; ap = &a->next)
+		;
+	if (a == NULL)
+		return;
+	*ap = a->next;
+	n = snprintf(line, sizeof(line), "%s%s\n", ok ? "ok\n" : "error ",
+	    text != NULL ? text : "");
+	a->cb(a->arg, line, n < (int)sizeof(line) ? (size_t)n :
+	    sizeof(line) - 1);
+	free(a);
+}
+
+static void
+parent_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
+{
+	struct ipc_out	o;
+	uint64_t	gen;
+
+	if (m == NULL) {
+		log_info("store event=exit reason=\"parent has gone\"");
+		exit(0);
+	}
+	switch (m->type) {
+	case IMSG_PARENT_RELOAD:
+		gen = ipc_get_u64(m);
+		ipc_end(m);
+		if (m->fd == -1)
+			fatalx("store: reload without a configuration");
+		reload(m->fd, gen);
+		close(m->fd);
+		ipc_out_init(&o);
+		ipc_put_u64(&o, gen);
+		ipc_send(c, IMSG_PARENT_RELOADED, 0, -1, &o);
+		break;
+	case IMSG_PARENT_RELOAD_DONE:
+		reload_answered(m);
+		break;
+	default:
+		fatalx("store: unexpected message %u from the parent", m->type);
+	}
+}
+
 /* Host names of the trusted list: looked up again as TTLs run out. */
 static void
 resolve_tick(evutil_socket_t fd, short ev, void *arg)
@@ -540,7 +664,9 @@ store_main(struct conf *conf)
 	st.net = ipc_new(st.base, ROLE_FD_PEER, "net", net_dispatch, NULL);
 	st.sched = sched_new(st.base, st.pool, conf, st.queue, st.net, st.db);
 	queue_set_added(st.queue, queue_added, NULL);
-	control_start(st.base, st.sched);
+	st.parent = ipc_new(st.base, ROLE_FD_PARENT, "parent",
+	    parent_dispatch, NULL);
+	control_start(st.base, st.sched, reload_ask);
 	pickup_start(st.base, st.queue, conf);
 	policy_start(conf);
 	auth_init(conf, st.db, st.pool, st.net, st.intrusion);
