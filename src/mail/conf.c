@@ -1304,6 +1304,7 @@ parse_in(const char *name, const char *dir, const char *text, size_t len,
 	p->err = err;
 	p->errlen = errlen;
 	p->conf = c;
+	c->refs = 1;
 	copy(c->path, sizeof(c->path), name);
 	r = parse_text(p, text, len);
 	free(p);
@@ -1419,6 +1420,24 @@ conf_free(struct conf **confp)
 			list_clear(field(c, NULL, &keys[i]));
 	free(c);
 	*confp = NULL;
+}
+
+const struct conf *
+conf_ref(const struct conf *c)
+{
+	/* The count is bookkeeping beside the settings, which stay const. */
+	((struct conf *)c)->refs++;
+	return c;
+}
+
+void
+conf_unref(const struct conf **cp)
+{
+	struct conf	*c = (struct conf *)*cp;
+
+	*cp = NULL;
+	if (c != NULL && --c->refs == 0)
+		conf_free(&c);
 }
 
 const char *

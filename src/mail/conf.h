@@ -51,6 +51,7 @@ struct conf_list {
 };
 
 struct conf {
+	unsigned int	refs;		/* conf_ref; 1 when made */
 	char		path[PATH_MAX];
 	char		hostname[256];		/* default: gethostname() */
 	char		data_dir[PATH_MAX];	/* default: /var/lib/postino */
@@ -189,6 +190,15 @@ int	conf_parse(const char *name, const char *text, size_t len,
 	    struct conf **conf_r, char *err, size_t errlen);
 
 void	conf_free(struct conf **conf);
+
+/*
+ * Shared by whoever still works with it (a session after a reload):
+ * conf_ref counts one more holder, conf_unref one less and frees the
+ * configuration with the last (the reference made with it counts).
+ * One thread only.
+ */
+const struct conf	*conf_ref(const struct conf *);
+void			 conf_unref(const struct conf **);
 
 /* Names for the enums, for logs and check-config. */
 const char	*conf_profile_name(enum listener_profile);

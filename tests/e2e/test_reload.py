@@ -97,6 +97,22 @@ def test_session_in_flight_keeps_its_limits_new_session_sees_new(make_server):
     new.close()
 
 
+def test_a_lower_limit_does_not_reach_a_session_in_flight(make_server):
+    """store checks the recipients too (R3.10): with the settings the
+    session started with, not the reloaded ones."""
+    p = make_server(smtp={"max_recipients": 4})
+    make_aliases(p, 4)
+    old = start_transaction(p)
+    assert [r.code for r in rcpts(old, 1)] == [250]
+    set_key(p, "max_recipients", 2)
+    assert reload_admin(p).returncode == 0
+    assert [r.code for r in rcpts(old, 3, first=2)] == [250, 250, 250]
+    old.close()
+    new = start_transaction(p)
+    assert [r.code for r in rcpts(new, 3)] == [250, 250, 452]
+    new.close()
+
+
 def test_sighup_applies_and_logs(make_server):
     p = make_server(smtp={"max_recipients": 1})
     make_aliases(p, 3)

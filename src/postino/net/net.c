@@ -411,56 +411,6 @@ listeners_close(void)
 	lst.n = 0;
 }
 
-/*
- * Configurations sessions hold: a session keeps the one it started
- * with (its listener, limits and texts) to its end, however many
- * reloads come meanwhile; an old one is freed with its last session.
- */
-struct conf_hold {
-	struct conf_hold	*next;
-	const struct conf	*conf;
-	unsigned int		 refs;
-};
-static struct conf_hold	*holds;
-
-const struct conf *
-net_conf_hold(void)
-{
-	struct conf_hold	*h;
-
-	for (h = holds; h != NULL && h->conf != net.conf; h = h->next)
-		;
-	if (h == NULL) {
-		h = xcalloc(1, sizeof(*h));
-		h->conf = net.conf;
-		h->next = holds;
-		holds = h;
-	}
-	h->refs++;
-	return h->conf;
-}
-
-void
-net_conf_release(const struct conf *conf)
-{
-	struct conf_hold	**hp, *h;
-	struct conf		 *c;
-
-	for (hp = &holds; (h = *hp) != NULL && h->conf != conf;
-	    hp = &h->next)
-		;
-	if (h == NULL)
-		panic("net: release of a configuration not held");
-	if (--h->refs > 0)
-		return;
-	*hp = h->next;
-	free(h);
-	if (conf != net.conf) {
-		c = (struct conf *)conf;
-		conf_free(&c);
-	}
-}
-
 static void
 pending_drop(void)
 {
@@ -496,9 +446,9 @@ reload_tls(const struct conf *nc)
 static void
 reload(int fd, uint64_t gen)
 {
-	struct conf_hold	*h;
-	struct conf		*nc, *old = net.conf;
-	char			 err[1024];
+	struct conf	*nc;
+	const struct conf *old = net.conf;
+	char		 err[1024];
 
 	if (conf_load_fd(fd, net.conf->path, &nc, err, sizeof(err)) == -1) {
 		/* The parent checked this very text: should not happen. */
@@ -511,11 +461,9 @@ reload(int fd, uint64_t gen)
 	listeners_open(nc, lst.next, lst.nnext);
 	lst.nnext = 0;
 	pending_drop();
+	/* The old one goes with the last session that started on it. */
 	net.conf = nc;
-	for (h = holds; h != NULL && h->conf != old; h = h->next)
-		;
-	if (h == NULL)
-		conf_free(&old);
+	conf_unref(&old);
 	log_init("net", (int)nc->log_level);
 	log_info("net event=reload generation=%llu listeners=%zu",
 	    (unsigned long long)gen, lst.n);

@@ -20,6 +20,8 @@ struct bufferevent;
 struct sockaddr;
 
 struct net {
+	/* The running configuration; a session holds the one it started
+	 * with (conf_ref) to its end, so a reload changes nothing under it. */
 	struct conf		*conf;
 	struct event_base	*base;
 	struct ipc		*store;
@@ -39,13 +41,6 @@ struct net_session_ops {
 	/* The server is stopping: say so, then close. */
 	void	(*shutdown)(void *session);
 };
-
-/*
- * The running configuration, held by a session from its start to its
- * end, so that a reload meanwhile changes nothing under it.
- */
-const struct conf	*net_conf_hold(void);
-void			 net_conf_release(const struct conf *);
 
 /* Track sessions by id for the store's answers. */
 void	net_session_add(uint64_t id, void *session,

@@ -268,7 +268,7 @@ session_free(struct pop3_session *s)
 		event_free(s->linger);
 	bufferevent_free(s->bev);
 	free(s->msgs);
-	net_conf_release(s->conf);
+	conf_unref(&s->conf);
 	free(s);
 }
 
@@ -1189,7 +1189,7 @@ pop3_session_new(const struct conf_listener *l, int fd,
 
 	s->id = ++net.next_id;
 	s->l = l;
-	s->conf = net_conf_hold();
+	s->conf = conf_ref(net.conf);
 	s->send_fd = -1;
 	strlcpy(s->ip, ip, sizeof(s->ip));
 	s->port = net_sockaddr_port(sa);

@@ -313,7 +313,7 @@ session_free(struct smtp_session *s)
 	free(s->trace);
 	free(s->rcpts);
 	free(s->wbuf);
-	net_conf_release(s->conf);
+	conf_unref(&s->conf);
 	free(s);
 }
 
@@ -1683,7 +1683,7 @@ smtp_session_new(const struct conf_listener *l, int fd,
 
 	s->id = ++net.next_id;
 	s->l = l;
-	s->conf = net_conf_hold();
+	s->conf = conf_ref(net.conf);
 	s->spool_fd = -1;
 	session_addresses(s, sa, ip);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

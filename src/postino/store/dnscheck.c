@@ -588,7 +588,7 @@ dnscheck_start(struct resolver *res, const struct policy *p,
 		return NULL;
 	c = xcalloc(1, sizeof(*c));
 	c->res = res;
-	c->conf = policy_conf(p);
+	c->conf = s->conf != NULL ? s->conf : policy_conf(p);
 	c->s = s;
 	c->stage = stage;
 	c->done = done;

@@ -64,6 +64,7 @@ struct policy {
 /* One run of a stage: what the checks share. */
 struct run {
 	struct policy		*p;
+	const struct conf	*conf;	/* the session's, else p's */
 	enum policy_stage	 stage;
 	struct policy_session	*s;
 	struct policy_result	*res;
@@ -608,7 +609,7 @@ static enum policy_action
 check_dnsbl(struct run *r)
 {
 	const struct policy_session	*s = r->s;
-	const struct conf		*c = r->p->conf;
+	const struct conf		*c = r->conf;
 
 	if (c->antispam.dnsbl.n == 0) {
 		detail(r, "no [antispam] dnsbl zones");
@@ -712,7 +713,7 @@ check_authorized(struct run *r)
 	    (e = iptable_lookup(&r->p->trusted_names, s->ip16)) != NULL)) {
 		s->authz = AUTHZ_TRUSTED;
 		strlcpy(s->authz_by, e, sizeof(s->authz_by));
-	} else if (r->p->conf->relay.pop_before_smtp_minutes > 0 && s->ip_ok) {
+	} else if (r->conf->relay.pop_before_smtp_minutes > 0 && s->ip_ok) {
 		if ((g = db_popauth_find(r->p->db, s->ip, account,
 		    sizeof(account), &until)) == -1)
 			return store_error(r);
@@ -724,7 +725,7 @@ check_authorized(struct run *r)
 		if (g == 1 && r->cred.usable) {
 			s->authz = AUTHZ_GRANT;
 			strlcpy(s->authz_by, account, sizeof(s->authz_by));
-			if (!r->p->conf->relay.pop_before_smtp_global)
+			if (!r->conf->relay.pop_before_smtp_global)
 				strlcpy(s->identity, account,
 				    sizeof(s->identity));
 		}
@@ -768,7 +769,7 @@ check_sender_domain(struct run *r)
 {
 	const struct policy_session	*s = r->s;
 
-	if (!r->p->conf->antispam.reject_unknown_sender_domain) {
+	if (!r->conf->antispam.reject_unknown_sender_domain) {
 		detail(r, "off");
 		return POLICY_DUNNO;
 	}
@@ -822,7 +823,7 @@ static enum policy_action
 check_spf(struct run *r)
 {
 	const struct policy_session	*s = r->s;
-	const struct conf		*c = r->p->conf;
+	const struct conf		*c = r->conf;
 	const char			*res = spf_result_name(s->spf);
 
 	if (!c->antispam.spf) {
@@ -863,7 +864,7 @@ check_spf(struct run *r)
 static enum policy_action
 check_rate(struct run *r, enum intrusion_rate what, unsigned int pending)
 {
-	const struct conf	*c = r->p->conf;
+	const struct conf	*c = r->conf;
 	const struct policy_session *s = r->s;
 	const char		*noun = what == RATE_MESSAGES ? "Message" :
 				    "Recipient";
@@ -925,7 +926,7 @@ check_rate_recipients(struct run *r)
 static enum policy_action
 check_max_recipients(struct run *r)
 {
-	unsigned int	max = r->p->conf->smtp.max_recipients;
+	unsigned int	max = r->conf->smtp.max_recipients;
 
 	detail(r, "%zu accepted, at most %u", r->s->naccepted, max);
 	if (r->s->naccepted < max)
@@ -976,7 +977,7 @@ check_local_sender(struct run *r)
 {
 	char	why[ADDR_PATH_MAX + 1];
 
-	if (!r->p->conf->relay.reject_unauthorized_local_sender) {
+	if (!r->conf->relay.reject_unauthorized_local_sender) {
 		detail(r, "off (reject_unauthorized_local_sender = no)");
 		return POLICY_DUNNO;
 	}
@@ -1004,7 +1005,7 @@ check_auth_sender(struct run *r)
 	char	why[ADDR_PATH_MAX + 1];
 	int	owned;
 
-	if (!r->p->conf->relay.reject_auth_sender_mismatch) {
+	if (!r->conf->relay.reject_auth_sender_mismatch) {
 		detail(r, "off (reject_auth_sender_mismatch = no)");
 		return POLICY_DUNNO;
 	}
@@ -1073,7 +1074,7 @@ check_relay(struct run *r)
 		    r->to.domain);
 		return relay_denied(r);
 	}
-	if (r->p->conf->relay.relay_only_local_senders && !r->s->sender_local) {
+	if (r->conf->relay.relay_only_local_senders && !r->s->sender_local) {
 		detail(r, "relay_only_local_senders: sender not in a local "
 		    "domain");
 		return relay_denied(r);
@@ -1206,7 +1207,7 @@ rcpt_begin(struct run *r, const struct policy_input *in)
 static void
 default_reply(struct run *r, enum policy_stage stage)
 {
-	const char	*h = r->p->conf->hostname;
+	const char	*h = r->conf->hostname;
 
 	switch (stage) {
 	case POLICY_CONNECT:
@@ -1240,6 +1241,7 @@ policy_run(struct policy *p, enum policy_stage stage,
 	memset(&r, 0, sizeof(r));
 	memset(res, 0, sizeof(*res));
 	r.p = p;
+	r.conf = s->conf != NULL ? s->conf : p->conf;
 	r.stage = stage;
 	r.s = s;
 	r.res = res;

@@ -69,6 +69,9 @@ enum sender_dns {
 
 /* What the engine knows of one session; the caller fills the top. */
 struct policy_session {
+	/* the settings the session started with (a reload may come
+	 * meanwhile); NULL: the engine's own, policy_conf() */
+	const struct conf	*conf;
 	char			 ip[64];		/* canonical text */
 	uint8_t			 ip16[16];
 	bool			 ip_ok;

@@ -104,6 +104,7 @@ sess_end(uint64_t id)
 		return;
 	*sp = x->next;
 	dnscheck_cancel(&x->dc);
+	conf_unref(&x->ps.conf);
 	policy_session_clear(&x->ps);
 	free(x);
 }
@@ -168,6 +169,8 @@ do_policy(struct ipc_msg *m)
 		x = xcalloc(1, sizeof(*x));
 		x->id = m->id;
 		policy_session_init(&x->ps, ip, profile);
+		/* Its checks keep the settings it started with. */
+		x->ps.conf = conf_ref(st.conf);
 		*sp = x;
 		intrusion_event(st.intrusion, ip, INTR_CONNECTION, 1);
 	} else if (stage == POLICY_MAIL || stage == POLICY_RCPT) {
@@ -477,22 +480,23 @@ net_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 /* --- reload ------------------------------------------------------------ */
 
 /*
- * How long a configuration replaced by a reload stays allocated: work
- * already running on a worker (a clamd scan, a DNS check, a mailbox
- * open) may still read it; none takes nearly this long.
+ * How long the store's own reference to a configuration replaced by a
+ * reload stays: work already running on a worker (a clamd scan, a
+ * mailbox open) may still read it; none takes nearly this long.  Each
+ * session holds its own reference besides, to its end.
  */
 #define CONF_RETIRE_SECONDS	900
 
 static void
 conf_retire(evutil_socket_t fd, short ev, void *arg)
 {
-	struct conf	*c = arg;
+	const struct conf	*c = arg;
 
-	conf_free(&c);
+	conf_unref(&c);
 }
 
-/* The parent's new configuration (checked there): for every request
- * from now on; what was asked before finishes as it started. */
+/* The parent's new configuration (checked there): for the sessions
+ * from now on; a session in flight finishes on its own. */
 static void
 reload(int fd, uint64_t gen)
 {
