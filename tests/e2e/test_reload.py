@@ -105,8 +105,12 @@ def test_a_lower_limit_does_not_reach_a_session_in_flight(make_server):
     old = start_transaction(p)
     assert [r.code for r in rcpts(old, 1)] == [250]
     set_key(p, "max_recipients", 2)
-    assert reload_admin(p).returncode == 0
+    wait_reloaded(p, sighup(p))
     assert [r.code for r in rcpts(old, 3, first=2)] == [250, 250, 250]
+    assert old.cmd("DATA").code == 354
+    old.send(MSG + b".\r\n")
+    assert old.reply().code == 250
+    assert old.cmd("QUIT").code == 221
     old.close()
     new = start_transaction(p)
     assert [r.code for r in rcpts(new, 3)] == [250, 250, 452]
