@@ -21,7 +21,11 @@ durable queue, delivery into a Maildir.  Then, for each load point
   5. a separate, shorter run of build/loadgen at the same C and size for
      p50/p99 transaction latency (smtp-source reports none).
 
-Then the memory each server holds with 1,000 and 10,000 idle
+Then two points that must not collapse, 1 KB, each server freshly
+started, figures 1-4 as above: a new connection per message at C = 200
+(smtp-source without -d), and 2,000 clients arriving at once, one
+message each (-s 2000 -m 2000, no -d).  Then the memory each server
+holds with 1,000 and 10,000 idle
 connections (they read the greeting and send nothing).  Then relay to
 another domain, end to end: one smtp-sink (-c, counters only, no dumps)
 on 127.0.0.2 is the peer of both; postino (127.0.0.1 trusted, [dns]
@@ -123,6 +127,11 @@ else:
     IDLE = [1000, 10000]
     LAT_N = 2000
     DISK_N = 3000
+
+# No collapse: 1 KB, a new connection per message at c = 200, and 2,000
+# clients arriving at once, one message each; each on a fresh start of
+# both servers, not subject to BUDGET (each bounded by LOAD_TIMEOUT).
+STORMS = [(200, N), (2000, 2000)]
 
 LOAD_TIMEOUT = 150.0        # one smtp-source run, hard bound
 DRAIN_TIMEOUT = 90.0        # until the last message is in the Maildir
@@ -663,14 +672,18 @@ def wait_drained(srv, target, t0):
     return last, when
 
 
-def load_point(srv, size, conc):
-    """One smtp-source run; a dict of figures."""
+def load_point(srv, size, conc, n=None, persistent=True):
+    """One smtp-source run of n messages (N); a dict of figures.  Not
+    persistent: a new connection per message (no -d), and no latency
+    pass."""
+    n = n or N
     res = {}
     maildir_clear(srv.maildir)
     before = maildir_count(srv.maildir)
     cpu0 = cpu_seconds(srv.root)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cmd = [SMTP_SOURCE, "-4", "-d", "-s", str(conc), "-m", str(N), "-l", str(size),
+    cmd = [SMTP_SOURCE, "-4"] + (["-d"] if persistent else []) + [
+           "-s", str(conc), "-m", str(n), "-l", str(size),
            "-M", "client.example.org", "-f", SENDER, "-t", RCPT,
            "127.0.0.1:%d" % srv.port]
     with Sampler(srv.root) as smp:
@@ -689,7 +702,7 @@ def load_point(srv, size, conc):
             res["error"] = "smtp-source exit %d: %s" % (
                 p.returncode, err.decode("utf-8", "replace").strip().splitlines()[-1:] or "")
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        count, last = wait_drained(srv, before + N, t0)
+        count, last = wait_drained(srv, before + n, t0)
         cpu1 = cpu_seconds(srv.root)
     accepted = count - before
     res.update({
@@ -701,8 +714,11 @@ def load_point(srv, size, conc):
         "last": last,
         "peak_mb": smp.peak / 1024,
     })
-    if accepted < N and "error" not in res:
-        res["error"] = "%d of %d messages in the Maildir" % (accepted, N)
+    if accepted < n and "error" not in res:
+        res["error"] = "%d of %d messages in the Maildir" % (accepted, n)
+    if not persistent:
+        maildir_clear(srv.maildir)
+        return res
     # Latency: build/loadgen, same C and size, pipelined, 10 per session.
     maildir_clear(srv.maildir)
     lat_n = max(LAT_N, conc * 10)
@@ -1212,10 +1228,14 @@ def render(results, idle, disk, meta):
              "| last in Maildir s | peak memory MB |")
     L.append("|---|---:|---:|---:|---|---|---|---|---|")
     notes = []
-    for (size, conc), r in results.items():
+    for (size, conc, n), r in results.items():
         a, b = r.get("postino", {}), r.get("Postfix", {})
         ratio = (a["rate"] / b["rate"]) if a.get("rate") and b.get("rate") else None
         label = "%s, c=%d" % ("1 KB" if size == 1024 else "%d KB" % (size // 1024), conc)
+        if n is not None and n == conc:
+            label = "1 KB, %s clients at once, a connection each" % "{:,}".format(n)
+        elif n is not None:
+            label += ", a new connection per message"
         L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             label, fmt(a.get("rate")), fmt(b.get("rate")), fmt(ratio, "%.2f"),
             pair(a.get("cpu_per_k"), b.get("cpu_per_k"), "%.2f"),
@@ -1512,39 +1532,40 @@ def main():
         for srv in servers:
             srv.start()
             log("%s up on 127.0.0.1:%d" % (srv.name, srv.port))
-        for size in SIZES:
-            for conc in CONCS:
-                results[(size, conc)] = {}
-                for srv in servers:
-                    if time.monotonic() - t_start > BUDGET:
-                        results[(size, conc)][srv.name] = {
-                            "error": "skipped: past the %.0f s budget" % BUDGET}
-                        continue
-                    if not srv.alive():
-                        why = srv.exit_reason()
-                        log("%s is not running (%s); restarting" % (srv.name, why))
-                        srv.restarts.append("before %s c=%d: found not running, "
-                                            "restarted (%s)" % (size, conc, why))
-                        srv.start()
-                    # Each point on a freshly started server: Postfix keeps
-                    # the smtpd processes of a point for max_idle (100 s),
-                    # which would count in the next point's memory.
-                    if (size, conc) != (SIZES[0], CONCS[0]):
-                        srv.stop()
-                        srv.start()
-                    r = load_point(srv, size, conc)
-                    if not srv.alive():
-                        r["error"] = "server died during the point: " + srv.exit_reason()
-                    results[(size, conc)][srv.name] = r
-                    if r.get("accepted"):
-                        client_cpu[0] += r["client_cpu"]
-                        client_cpu[1] += r["accepted"]
-                    log("%6d B c=%-3d %-7s %6.0f msgs/s  cpu %s s/1k  last %s s  "
-                        "p50 %s p99 %s ms  peak %.0f MB %s"
-                        % (size, conc, srv.name, r.get("rate", 0),
-                           fmt(r.get("cpu_per_k"), "%.2f"), fmt(r.get("last"), "%.1f"),
-                           fmt(r.get("p50"), "%.1f"), fmt(r.get("p99"), "%.1f"),
-                           r.get("peak_mb", 0), r.get("error", "")))
+        points = [(size, conc, None) for size in SIZES for conc in CONCS]
+        points += [(1024, conc, n) for conc, n in STORMS]
+        for size, conc, n in points:
+            results[(size, conc, n)] = {}
+            for srv in servers:
+                if n is None and time.monotonic() - t_start > BUDGET:
+                    results[(size, conc, n)][srv.name] = {
+                        "error": "skipped: past the %.0f s budget" % BUDGET}
+                    continue
+                if not srv.alive():
+                    why = srv.exit_reason()
+                    log("%s is not running (%s); restarting" % (srv.name, why))
+                    srv.restarts.append("before %s c=%d: found not running, "
+                                        "restarted (%s)" % (size, conc, why))
+                    srv.start()
+                # Each point on a freshly started server: Postfix keeps
+                # the smtpd processes of a point for max_idle (100 s),
+                # which would count in the next point's memory.
+                if (size, conc, n) != points[0]:
+                    srv.stop()
+                    srv.start()
+                r = load_point(srv, size, conc, n=n, persistent=n is None)
+                if not srv.alive():
+                    r["error"] = "server died during the point: " + srv.exit_reason()
+                results[(size, conc, n)][srv.name] = r
+                if r.get("accepted"):
+                    client_cpu[0] += r["client_cpu"]
+                    client_cpu[1] += r["accepted"]
+                log("%6d B c=%-4d %s %-7s %6.0f msgs/s  cpu %s s/1k  last %s s  "
+                    "p50 %s p99 %s ms  peak %.0f MB %s"
+                    % (size, conc, "conn/msg" if n else "", srv.name, r.get("rate", 0),
+                       fmt(r.get("cpu_per_k"), "%.2f"), fmt(r.get("last"), "%.1f"),
+                       fmt(r.get("p50"), "%.1f"), fmt(r.get("p99"), "%.1f"),
+                       r.get("peak_mb", 0), r.get("error", "")))
         for srv in servers:
             # A fresh start: Postfix keeps idle smtpd processes of the
             # load for max_idle (100 s), which would inflate the baseline.
