@@ -13,6 +13,7 @@
 
 static char	 log_role[16] = "postino";
 static int	 log_lvl = LOGL_INFO;
+static pid_t	 log_pid;
 
 void
 log_init(const char *role, int level)
@@ -26,6 +27,7 @@ void
 log_set_role(const char *role)
 {
 	snprintf(log_role, sizeof(log_role), "%s", role);
+	log_pid = getpid();
 }
 
 int
@@ -34,24 +36,73 @@ log_level(void)
 	return log_lvl;
 }
 
+/*
+ * "2026-12-04T23:41:24.809Z postino[net/26530]: " into buf: the part up
+ * to the second is made again only when the second changes (a busy
+ * server logs several lines a message, and strftime is not free).
+ */
+static size_t
+log_prefix(char *buf, size_t size)
+{
+	static __thread time_t	 last = -1;
+	static __thread char	 ts[32];
+	struct timespec		 now;
+	struct tm		 tm;
+	int			 n;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (now.tv_sec != last) {
+		gmtime_r(&now.tv_sec, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+		last = now.tv_sec;
+	}
+	if (log_pid == 0)
+		log_pid = getpid();
+	n = snprintf(buf, size, "%s.%03ldZ postino[%s/%d]: ", ts,
+	    now.tv_nsec / 1000000, log_role, (int)log_pid);
+	return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+/* Format at the end of buf[*len], up to cap octets in all. */
+static void
+vappend(char *buf, size_t *len, size_t cap, const char *fmt, va_list ap)
+{
+	int	n;
+
+	if (*len + 1 >= cap)
+		return;
+	n = vsnprintf(buf + *len, cap - *len, fmt, ap);
+	if (n > 0)
+		*len += (size_t)n < cap - *len ? (size_t)n : cap - *len - 1;
+}
+
+static void
+append(char *buf, size_t *len, size_t cap, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vappend(buf, len, cap, fmt, ap);
+	va_end(ap);
+}
+
+/* One line, one write: the roles share the parent's stderr. */
 static void
 vlog(int level, const char *tag, const char *fmt, va_list ap,
     const char *errtext)
 {
-	char		 msg[4096];
-	char		 ts[32];
-	struct timespec	 now;
-	struct tm	 tm;
+	char	line[4096 + 256];
+	size_t	len, cap = sizeof(line) - 1;	/* the last for '\n' */
 
 	if (level > log_lvl)
 		return;
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	fprintf(stderr, "%s.%03ldZ postino[%s/%d]: %s%s%s%s\n", ts,
-	    now.tv_nsec / 1000000, log_role, (int)getpid(), tag, msg,
-	    errtext ? ": " : "", errtext ? errtext : "");
+	len = log_prefix(line, cap);
+	append(line, &len, cap, "%s", tag);
+	vappend(line, &len, cap, fmt, ap);
+	if (errtext != NULL)
+		append(line, &len, cap, ": %s", errtext);
+	line[len++] = '\n';
+	fwrite(line, 1, len, stderr);
 }
 
 #define LOGFN(name, level, tag)						\
