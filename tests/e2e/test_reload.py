@@ -357,3 +357,41 @@ def test_no_accepted_message_is_lost_across_reloads(make_server):
     p.assert_no_more(60)
     # Five reloads leave no descriptor behind in any process.
     assert fd_counts(p) == fds
+
+
+def test_a_burst_of_sighups_leaves_one_working_server(make_server):
+    p = make_server()
+    fds = fd_counts(p)
+    c = p.connect()
+    c.ehlo()
+    for _ in range(20):
+        os.kill(p.proc.pid, signal.SIGHUP)
+    # Signals may merge; each reload that ran reached both roles, in
+    # order, and the parent reports the last once both applied it (a
+    # reload still waiting for the roles when the next one starts is
+    # superseded by it).
+    deadline = time.monotonic() + 20
+    while True:
+        log = p.read_log()
+        runs = log.count("parent event=reload by=sighup")
+        if "parent event=reloaded generation=%d\n" % runs in log:
+            break
+        assert time.monotonic() < deadline, log
+        time.sleep(0.05)
+    assert 1 <= runs <= 20
+    for role in ("net", "store"):
+        gens = [int(g) for g in re.findall(role + r" event=reload generation=(\d+)", log)]
+        assert gens == list(range(1, runs + 1)), (role, gens)
+    c.send_message(MSG)
+    c.cmd("QUIT")
+    c.close()
+    n = p.connect()
+    n.ehlo()
+    n.send_message(MSG)
+    n.cmd("QUIT")
+    n.close()
+    p.wait_messages(2)
+    deadline = time.monotonic() + 5
+    while fd_counts(p) != fds and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fd_counts(p) == fds
