@@ -230,3 +230,12 @@ tls_describe(SSL *ssl, char *buf, size_t size)
 	snprintf(buf, size, "%s with cipher %s (%d/%d bits)",
 	    SSL_get_version(ssl), SSL_CIPHER_get_name(c), bits, alg);
 }
+
+void
+tls_log_fields(SSL *ssl, char *buf, size_t size)
+{
+	const SSL_CIPHER	*c = SSL_get_current_cipher(ssl);
+
+	snprintf(buf, size, "tls=%s cipher=%s bits=%d", SSL_get_version(ssl),
+	    SSL_CIPHER_get_name(c), SSL_CIPHER_get_bits(c, NULL));
+}

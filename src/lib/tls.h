@@ -30,5 +30,7 @@ int	tls_make_selfsigned(const char *cert, const char *key, const char *cn,
 
 /* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" */
 void	tls_describe(SSL *ssl, char *buf, size_t size);
+/* The same for a log line: "tls=TLSv1.3 cipher=NAME bits=256". */
+void	tls_log_fields(SSL *ssl, char *buf, size_t size);
 
 #endif

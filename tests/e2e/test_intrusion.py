@@ -250,6 +250,6 @@ def test_failures_net_refuses_alone_count_too(make_server):
         assert c.cmd("AUTH PLAIN " + proxy).raw == \
             b"535 5.7.8 Authentication credentials invalid\r\n"
         c.close()
-    assert p.log_has("address=[%s] service=smtp mech=PLAIN user=- result=fail failures=2" % ip)
+    assert p.log_has("address=[%s] service=smtp sasl_method=PLAIN sasl_username=- result=fail failures=2" % ip)
     assert [pop3_attempt(p, ip, "x" * 300) for _ in range(2)] == ["fail", "fail"]
     assert p.log_has("intrusion event=block address=[%s] reason=auth-failures count=4" % ip)

@@ -343,7 +343,7 @@ def test_mx_is_a_private_postfix_over_starttls(world):
         assert "TLS connection established from unknown[127.0.0.1]" in peer.log()
         # Postfix offers CHUNKING: the message went as one BDAT LAST
         assert " bdat=1 " in peer.log() and " data=" not in peer.log()
-        assert w.log_has("event=tls relay=mx1.far.test[127.0.0.2]:%d TLSv1.3 with cipher "
+        assert w.log_has("event=tls relay=mx1.far.test[127.0.0.2]:%d tls=TLSv1.3 cipher="
                          % w.port)
         text = wait_dsn(w.p).decode("ascii", "replace")
         assert "Final-Recipient: rfc822; bad@far.test" in text

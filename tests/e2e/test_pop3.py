@@ -248,7 +248,7 @@ def test_poplib_pop3s_rset_keeps_everything(make_server):
     assert c.noop() == b"+OK"
     assert c.quit() == b"+OK Logging out."
     assert len(p.messages()) == 2
-    assert p.log_has("event=login user=demo@example.test method=USER tls=yes messages=2")
+    assert p.log_has("event=login sasl_method=USER sasl_username=demo@example.test tls=TLSv1.3 messages=2")
 
 
 def test_uidl_stable_across_sessions_and_restart(make_server):
@@ -337,10 +337,10 @@ def test_curl_pop3s_list_retr(make_server):
     for i, f in enumerate(files):
         assert curl(*user, base + str(i + 1)) == f
     # curl picks the strongest SASL mechanism offered (CRAM-MD5 here)
-    assert p.log_has("service=pop3 mech=CRAM-MD5 user=demo@example.test result=ok")
+    assert p.log_has("service=pop3 sasl_method=CRAM-MD5 sasl_username=demo@example.test result=ok")
     # and AUTH PLAIN when told
     assert curl(*user, "--login-options", "AUTH=PLAIN", base + "1") == files[0]
-    assert p.log_has("service=pop3 mech=PLAIN user=demo@example.test result=ok")
+    assert p.log_has("service=pop3 sasl_method=PLAIN sasl_username=demo@example.test result=ok")
     # over STLS on the pop3 listener, with USER/PASS
     assert curl(*user, "--ssl-reqd", "pop3://127.0.0.1:%d/2" % p.pop3_port) == files[1]
 
@@ -488,7 +488,7 @@ def test_same_reply_for_every_failure_and_shared_counter(make_server):
         assert c.cmd("PASS " + pw) == FAILED
         times.append(time.monotonic() - t)
     c.eof()
-    assert p.log_has("address=[%s] service=pop3 mech=PLAIN user=- result=fail failures=4" % ip)
+    assert p.log_has("address=[%s] service=pop3 sasl_method=PLAIN sasl_username=- result=fail failures=4" % ip)
     # the hash is computed whether the account exists or not
     assert max(times) < 5 * min(times) + 0.05, times
     # a disabled SMTP-AUTH switch is SMTP's only: that account still reads mail
@@ -704,7 +704,7 @@ def test_auth_scram(make_server, mech):
     assert r == b"+OK Logged in.\r\n"
     assert sc.verified
     c.expect("QUIT", b"+OK Logging out.")
-    assert p.log_has("service=pop3 mech=%s user=%s result=ok" % (mech, DEMO))
+    assert p.log_has("service=pop3 sasl_method=%s sasl_username=%s result=ok" % (mech, DEMO))
 
 
 def test_over_the_connection_limit(make_server):
@@ -726,6 +726,7 @@ def test_over_the_connection_limit(make_server):
     s.settimeout(10)
     assert s.recv(100) == b""
     s.close()
-    assert p.log_has("pop3 event=refused address=[127.0.0.75] listener=pop3s "
-                     "reason=max-connections-per-ip")
+    assert re.search(r"postino\[net/\d+\]: pop3 session=[0-9a-f]{16} address=\[127\.0\.0\.75\] "
+                     r"event=reject check=max-connections-per-ip status=-ERR "
+                     r"resp_code=SYS/TEMP listener=pop3s\n", p.read_log())
     first.expect("QUIT", b"+OK Logging out.")

@@ -105,7 +105,8 @@ def test_always_with_auth_over_starttls(setup):
     # Postfix saw TLS and a SASL login as our user
     assert "sasl_method=PLAIN, sasl_username=%s" % USER in log
     assert "TLS connection established from unknown[127.0.0.1]" in log
-    assert s.log_has("event=auth relay=127.0.0.4[127.0.0.4]:%d user=%s" % (s.port, USER))
+    assert s.log_has("event=auth relay=127.0.0.4[127.0.0.4]:%d sasl_method=PLAIN sasl_username=%s"
+                     % (s.port, USER))
     assert s.log_has("event=removed")
 
 
@@ -116,6 +117,8 @@ def test_always_with_auth_login(setup):
     (path, data), = s.peer.wait_messages(1, timeout=30)
     assert MxPeer.as_sent(data, "smarthost.test").endswith(MSG)
     assert "sasl_method=LOGIN, sasl_username=%s" % USER in s.peer.log()
+    assert s.log_has("event=auth relay=127.0.0.4[127.0.0.4]:%d sasl_method=LOGIN sasl_username=%s"
+                     % (s.port, USER))
 
 
 def test_wrong_password_defers(setup):

@@ -92,6 +92,7 @@ struct client {
 	bool		 utf8;
 	char		 domain[ADDR_DOMAIN_MAX + 1];
 	char		 auth_user[256], auth_pass[256];
+	const char	*auth_mech;	/* the one sent, for the log */
 	size_t		 n;
 	char		(*rcpt)[ADDR_PATH_MAX + 1];
 	struct outcome	*out;
@@ -450,10 +451,12 @@ session_ready(struct client *c)
 			b64(buf, lu + lp + 2, enc, sizeof(enc));
 			explicit_bzero(buf, sizeof(buf));
 			c->state = C_AUTH;
+			c->auth_mech = "PLAIN";
 			send_line(c, "AUTH PLAIN %s", enc);
 			explicit_bzero(enc, sizeof(enc));
 		} else {
 			c->state = C_AUTH_USER;
+			c->auth_mech = "LOGIN";
 			send_line(c, "AUTH LOGIN");
 		}
 		return;
@@ -464,7 +467,7 @@ session_ready(struct client *c)
 static void
 on_session_reply(struct client *c)
 {
-	char	enc[400];
+	char	enc[400], esc[sizeof(c->auth_user) * 4];
 	const char *v;
 
 	switch (c->state) {
@@ -491,12 +494,12 @@ on_session_reply(struct client *c)
 			return;
 		}
 		if (c->tls) {
-			char desc[160];
+			char fields[160];
 
-			tls_describe(bufferevent_openssl_get_ssl(c->bev), desc,
-			    sizeof(desc));
+			tls_log_fields(bufferevent_openssl_get_ssl(c->bev),
+			    fields, sizeof(fields));
 			log_info("client job=%" PRIu64 " qid=%s event=tls "
-			    "relay=%s %s", c->id, c->qid, c->remote, desc);
+			    "relay=%s %s", c->id, c->qid, c->remote, fields);
 		}
 		if (!c->lmtp && loops_back(c)) {
 			address_failed(c, 554, "5.4.6", "mail for %s loops "
@@ -542,7 +545,9 @@ on_session_reply(struct client *c)
 			return;
 		}
 		log_info("client job=%" PRIu64 " qid=%s event=auth relay=%s "
-		    "user=%s", c->id, c->qid, c->remote, c->auth_user);
+		    "sasl_method=%s sasl_username=%s", c->id, c->qid, c->remote,
+		    c->auth_mech, log_escape(c->auth_user, strlen(c->auth_user),
+		    esc, sizeof(esc)));
 		tx_start(c);
 		return;
 	default:

@@ -161,10 +161,29 @@ sockaddr_text(const struct sockaddr *sa, char *buf, size_t size)
 		strlcpy(buf, "unknown", size);
 }
 
+/* net.h says which refusals are the client's doing. */
+const char *
+net_refusal_event(const char *check, const char *text)
+{
+	static const char *const not_theirs[] = { "store-error", "virus-scan",
+	    "max-recipients", "max-connections" };
+	size_t	i;
+
+	for (i = 0; i < sizeof(not_theirs) / sizeof(not_theirs[0]); i++)
+		if (strcmp(check, not_theirs[i]) == 0)
+			return "defer";
+	if (text[0] == '4' && strlen(text) > 8 && text[3] == ' ' &&
+	    (strncmp(text + 4, "4.3.", 4) == 0 ||
+	    strncmp(text + 4, "4.4.", 4) == 0))
+		return "defer";
+	return "reject";
+}
+
 /*
  * Over a connection limit: say so in the listener's protocol and close.
  * Under implicit TLS nothing is written: no handshake has been made,
- * and plain text would only confuse the client's TLS.
+ * and plain text would only confuse the client's TLS.  The log line has
+ * a session id of its own, so that it reads like any session's.
  */
 static void
 refuse(int fd, const char *ip, const struct conf_listener *l,
@@ -174,13 +193,16 @@ refuse(int fd, const char *ip, const struct conf_listener *l,
 			    l->profile == PROFILE_POP3S;
 	const char	*text = pop3 ? too_many_pop3 : too_many;
 
-	log_info("%s event=refused address=[%s] listener=%s reason=%s",
-	    pop3 ? "pop3" : "smtp", ip, l->name, why);
+	log_info("%s session=%016llx address=[%s] event=%s check=%s %s "
+	    "listener=%s", pop3 ? "pop3" : "smtp",
+	    (unsigned long long)++net.next_id, ip, net_refusal_event(why, text),
+	    why, pop3 ? "status=-ERR resp_code=SYS/TEMP" :
+	    "status=421 dsn=4.7.0", l->name);
 	/* Best effort: the socket buffer is empty, the reply fits. */
 	if (l->tls != TLS_IMPLICIT && send(fd, text, strlen(text),
 	    MSG_NOSIGNAL | MSG_DONTWAIT) == -1 && errno != EAGAIN)
-		log_debug("%s event=refused error=\"%s\"", pop3 ? "pop3" :
-		    "smtp", strerror(errno));
+		log_debug("%s address=[%s] event=reply-failed error=\"%s\"",
+		    pop3 ? "pop3" : "smtp", ip, strerror(errno));
 	close(fd);
 }
 

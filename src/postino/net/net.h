@@ -94,6 +94,17 @@ bool	net_flushed(struct bufferevent *bev, struct event **linger,
 	    unsigned int *ticks, void (*tick)(evutil_socket_t, short, void *),
 	    void *arg);
 
+/*
+ * The event word of a log line refusing a client (R7.4, docs/logs.md):
+ * "reject" when the refusal is the client's doing, which fail2ban
+ * counts; "defer" when it is a temporary one that is not: our own error
+ * (check store-error, or an enhanced code 4.3.x), a lookup that failed
+ * (4.4.x), a virus scan that could not run, more recipients than one
+ * transaction takes, the server's own connection limit.  text is the
+ * reply, SMTP ("451 4.3.0 ...") or POP3.
+ */
+const char	*net_refusal_event(const char *check, const char *text);
+
 /* The port of an IPv4 or IPv6 address. */
 int	net_sockaddr_port(const struct sockaddr *);
 

@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -190,6 +191,30 @@ slog(const struct pop3_session *s, int level, const char *fmt, ...)
 	else
 		log_info("pop3 session=%016llx address=[%s] %s",
 		    (unsigned long long)s->id, s->ip, msg);
+}
+
+/*
+ * A refusal of the client, one line (R7.4, docs/logs.md): as SMTP's,
+ * with POP3's status and the response code of RFC 2449 ("-ERR [SYS/TEMP]
+ * ...") in place of SMTP's reply codes.
+ */
+static void
+log_refusal(const struct pop3_session *s, const char *check,
+    const char *text)
+{
+	char	code[32] = "";
+	size_t	i;
+
+	if (strncmp(text, "-ERR [", 6) == 0) {
+		for (i = 0; i + 1 < sizeof(code) && text[6 + i] != ']' &&
+		    (isalnum((unsigned char)text[6 + i]) ||
+		    text[6 + i] == '/' || text[6 + i] == '-'); i++)
+			code[i] = text[6 + i];
+		code[text[6 + i] == ']' ? i : 0] = '\0';
+	}
+	slog(s, LOGL_INFO, "event=%s check=%s status=-ERR%s%s",
+	    net_refusal_event(check, text), check,
+	    code[0] != '\0' ? " resp_code=" : "", code);
 }
 
 static void
@@ -439,7 +464,7 @@ open_mailbox(struct pop3_session *s)
 static void
 login_failed(struct pop3_session *s)
 {
-	slog(s, LOGL_INFO, "event=auth result=fail method=%s", s->mech);
+	slog(s, LOGL_INFO, "event=auth result=fail sasl_method=%s", s->mech);
 	if (!s->store_decided)		/* store counts it all the same */
 		net_auth_failed(s->id, s->ip, s->mech, AUTH_POP3);
 	reply(s, "%s", auth_failed);
@@ -463,8 +488,8 @@ auth_result(struct pop3_session *s, enum sasl_result r)
 		s->wait = W_AUTH;
 		return;
 	case SASL_OK:
-		slog(s, LOGL_INFO, "event=auth result=ok method=%s user=%s",
-		    s->mech, s->account);
+		slog(s, LOGL_INFO, "event=auth result=ok sasl_method=%s "
+		    "sasl_username=%s", s->mech, s->account);
 		open_mailbox(s);
 		break;
 	case SASL_FAIL:
@@ -581,8 +606,10 @@ logged_in(struct pop3_session *s)
 
 	for (i = 0; i < s->nmsg; i++)
 		octets += s->msgs[i].size;
-	slog(s, LOGL_INFO, "event=login user=%s method=%s%s messages=%u "
-	    "octets=%llu", s->account, s->mech, s->tls ? " tls=yes" : "",
+	slog(s, LOGL_INFO, "event=login sasl_method=%s sasl_username=%s%s%s "
+	    "messages=%u octets=%llu", s->mech, s->account,
+	    s->tls_desc[0] ? " tls=" : "", s->tls_desc[0] ?
+	    SSL_get_version(bufferevent_openssl_get_ssl(s->bev)) : "",
 	    s->nmsg, (unsigned long long)octets);
 	session_enter_state(s, P_TRANS);
 	reply(s, "+OK Logged in.");
@@ -1046,6 +1073,7 @@ session_process(struct pop3_session *s)
 		} else if (!command_step(s))
 			break;
 		if (s->errors > errors && s->errors >= s->conf->smtp.max_errors) {
+			log_refusal(s, "errors", "-ERR Too many bad commands.");
 			reply(s, "-ERR Too many bad commands.");
 			session_close(s, "errors");
 		}
@@ -1083,8 +1111,11 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 
 		if (ssl != NULL && s->tls_desc[0] == '\0') {
+			char fields[160];
+
 			tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
-			slog(s, LOGL_INFO, "event=tls %s", s->tls_desc);
+			tls_log_fields(ssl, fields, sizeof(fields));
+			slog(s, LOGL_INFO, "event=tls %s", fields);
 		}
 		return;
 	}
@@ -1127,9 +1158,9 @@ connect_result(struct pop3_session *s, struct ipc_msg *m)
 		reply(s, "+OK postino ready.");
 		return;
 	}
-	slog(s, LOGL_INFO, "event=reject check=%s", check);
 	if (strncmp(text, "-ERR ", 5) != 0)
 		fatalx("net: store refused a POP3 client with an SMTP reply");
+	log_refusal(s, check, text);
 	reply(s, "%s", text);
 	session_close(s, check);
 }

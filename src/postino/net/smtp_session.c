@@ -181,6 +181,8 @@ static const struct smtp_cmd smtp_cmds[] = {
 static void	session_process(struct smtp_session *);
 static void	connect_result(struct smtp_session *, enum policy_action,
 		    const char *, const char *);
+static void	rcpt_result(struct smtp_session *, enum policy_action,
+		    unsigned int, const char *, const char *);
 static void	auth_forget(struct smtp_session *);
 static void	auth_ehlo_line(const struct smtp_session *, char *, size_t);
 static void	session_read_cb(struct bufferevent *, void *);
@@ -212,6 +214,57 @@ slog(const struct smtp_session *s, int level, const char *fmt, ...)
 	else
 		log_info("smtp session=%016llx address=[%s] %s",
 		    (unsigned long long)s->id, s->ip, msg);
+}
+
+/*
+ * The client as a line recording a decision names it (R7.4): its name
+ * (forward-confirmed, else "unknown"), and the session's TLS and SASL
+ * when it has them.
+ */
+static const char *
+client_fields(const struct smtp_session *s, char *buf, size_t size)
+{
+	char	host[sizeof(s->host) * 4];
+
+	snprintf(buf, size, "host=%s%s%s%s%s%s%s",
+	    log_escape(s->host, strlen(s->host), host, sizeof(host)),
+	    s->tls_desc[0] ? " tls=" : "", s->tls_desc[0] ?
+	    SSL_get_version(bufferevent_openssl_get_ssl(s->bev)) : "",
+	    s->auth_user[0] ? " sasl_method=" : "",
+	    s->auth_user[0] ? s->auth_mech : "",
+	    s->auth_user[0] ? " sasl_username=" : "", s->auth_user);
+	return buf;
+}
+
+static const char	*reply_codes(const char *, char *, size_t);
+
+/* "from=<...>" or "to=<...>": a path the client gave, escaped. */
+static const char *
+path_field(const char *key, const char *given, char *buf, size_t size)
+{
+	char	esc[ADDR_PATH_MAX * 4];
+
+	snprintf(buf, size, "%s=<%s>", key,
+	    log_escape(given, strlen(given), esc, sizeof(esc)));
+	return buf;
+}
+
+/*
+ * A refusal of the client, one line (R7.4, docs/logs.md): "event=reject"
+ * or "event=defer" (net_refusal_event), what was refused (subject: its
+ * from=, to= or qid=, or ""), the check that refused and the reply's
+ * codes.
+ */
+static void
+log_refusal(const struct smtp_session *s, const char *subject,
+    const char *check, const char *text)
+{
+	char	codes[32], client[512];
+
+	slog(s, LOGL_INFO, "event=%s %s%scheck=%s %s %s",
+	    net_refusal_event(check, text), subject, subject[0] ? " " : "",
+	    check, reply_codes(text, codes, sizeof(codes)),
+	    client_fields(s, client, sizeof(client)));
 }
 
 static void
@@ -467,29 +520,51 @@ spool_received(struct smtp_session *s)
 	spool_out(s, (const uint8_t *)buf, (size_t)n);
 }
 
-/* The reply for a message whose end was reached, or NULL to commit. */
+/*
+ * The reply for a message whose end was reached, and in *check the name
+ * the log gives the refusal; or NULL to commit.
+ */
 static const char *
 message_verdict(struct smtp_session *s, unsigned int dflags,
-    unsigned int received)
+    unsigned int received, const char **check)
 {
+	*check = "size";
 	if (s->too_big)
 		return "552 5.3.4 Message size exceeds fixed limit";
 	/* With bare_lf = normalize they were rewritten to CRLF. */
+	*check = "bare-lf";
 	if ((dflags & DATA_F_BARE_LF) && !s->data.normalize)
 		return "554 5.6.0 Bare <LF> received";
+	*check = "bare-cr";
 	if ((dflags & DATA_F_BARE_CR) && !s->data.normalize)
 		return "554 5.6.0 Bare <CR> received";
+	*check = "line-length";
 	if (dflags & DATA_F_LONG_LINE)
 		return "500 5.5.2 Line too long";
+	*check = "header-size";
 	if (dflags & DATA_F_LONG_HEADER)
 		return "552 5.6.0 Header section too long";
+	*check = "max-hops";
 	if (received > s->conf->smtp.max_hops)
 		return "554 5.4.6 Too many hops";
+	*check = "store-error";
 	if (s->spool_errno == ENOSPC || s->spool_errno == EDQUOT)
 		return "452 4.3.1 Insufficient system storage";
 	if (s->spool_errno != 0)
 		return "451 4.3.0 Error: local error in processing";
 	return NULL;
+}
+
+/* Refuse the message under way: "qid=... from=<...>" in the log. */
+static void
+message_refused(struct smtp_session *s, const char *check, const char *text)
+{
+	char	from[ADDR_PATH_MAX * 4 + 16], subject[sizeof(from) + 64];
+
+	snprintf(subject, sizeof(subject), "qid=%s %s", s->qid,
+	    path_field("from", s->from_given, from, sizeof(from)));
+	log_refusal(s, subject, check, text);
+	reply(s, "%s", text);
 }
 
 static void
@@ -516,7 +591,8 @@ message_commit(struct smtp_session *s)
 	for (i = 0; i < s->nrcpt; i++)
 		ipc_put_str(&o, s->rcpts[i].given);
 	if (o.overflow) {
-		reply(s, "451 4.3.0 Error: local error in processing");
+		message_refused(s, "store-error",
+		    "451 4.3.0 Error: local error in processing");
 		tx_reset(s);
 		return;
 	}
@@ -529,16 +605,11 @@ static void
 message_end(struct smtp_session *s, unsigned int dflags,
     unsigned int received)
 {
-	const char	*refuse;
-	char		 esc[256];
+	const char	*refuse, *check;
 
 	spool_flush(s);
-	if ((refuse = message_verdict(s, dflags, received)) != NULL) {
-		slog(s, LOGL_INFO, "event=refused qid=%s from=<%s> "
-		    "reply=\"%s\"", s->qid,
-		    log_escape(s->from_given, strlen(s->from_given), esc,
-		    sizeof(esc)), refuse);
-		reply(s, "%s", refuse);
+	if ((refuse = message_verdict(s, dflags, received, &check)) != NULL) {
+		message_refused(s, check, refuse);
 		tx_reset(s);
 		return;
 	}
@@ -601,7 +672,8 @@ bdat_step(struct smtp_session *s)
 	}
 	if (s->too_big) {
 		spool_flush(s);
-		reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		message_refused(s, "size",
+		    "552 5.3.4 Message size exceeds fixed limit");
 		tx_reset(s);
 		return;
 	}
@@ -704,12 +776,17 @@ do_mail(struct smtp_session *s, const char *arg)
 		reply_error(s, "555 5.5.4 Unsupported parameter");
 		return;
 	}
+	path_given(arg, s->from_given, sizeof(s->from_given));
 	if (s->mparams.has_size &&
 	    s->mparams.size > s->conf->smtp.max_message_size) {
-		reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		char from[ADDR_PATH_MAX * 4 + 16];
+		const char *text = "552 5.3.4 Message size exceeds fixed limit";
+
+		log_refusal(s, path_field("from", s->from_given, from,
+		    sizeof(from)), "size", text);
+		reply(s, "%s", text);
 		return;
 	}
-	path_given(arg, s->from_given, sizeof(s->from_given));
 	ipc_out_init(&o);
 	ipc_put_u32(&o, POLICY_MAIL);
 	ipc_put_str(&o, s->helo);
@@ -746,16 +823,15 @@ static void
 mail_result(struct smtp_session *s, enum policy_action a, const char *check,
     const char *text)
 {
-	char	esc[ADDR_PATH_MAX * 4], codes[32];
+	char	from[ADDR_PATH_MAX * 4 + 16];
 
-	log_escape(s->from_given, strlen(s->from_given), esc, sizeof(esc));
+	path_field("from", s->from_given, from, sizeof(from));
 	if (a != POLICY_ACCEPT) {
-		slog(s, LOGL_INFO, "event=reject from=<%s> check=%s %s", esc,
-		    check, reply_codes(text, codes, sizeof(codes)));
+		log_refusal(s, from, check, text);
 		reply_error(s, text);
 		return;
 	}
-	slog(s, LOGL_INFO, "event=mail from=<%s>", esc);
+	slog(s, LOGL_INFO, "event=mail %s", from);
 	session_enter_state(s, S_MAIL);
 	reply(s, "%s", text);
 }
@@ -772,13 +848,14 @@ do_rcpt(struct smtp_session *s, const char *arg)
 		reply_error(s, err);
 		return;
 	}
-	if (s->nrcpt >= s->conf->smtp.max_recipients) {
-		/* store counts too (R3.10); this bounds our own array */
-		reply(s, "452 4.5.3 Too many recipients");
-		return;
-	}
 	memset(&s->pending, 0, sizeof(s->pending));
 	path_given(arg, s->pending.given, sizeof(s->pending.given));
+	if (s->nrcpt >= s->conf->smtp.max_recipients) {
+		/* store counts too (R3.10); this bounds our own array */
+		rcpt_result(s, POLICY_TEMPFAIL, 0, "max-recipients",
+		    "452 4.5.3 Too many recipients");
+		return;
+	}
 	ipc_out_init(&o);
 	ipc_put_u32(&o, POLICY_RCPT);
 	ipc_put_str(&o, s->pending.given);
@@ -790,14 +867,11 @@ static void
 rcpt_result(struct smtp_session *s, enum policy_action a, unsigned int relay,
     const char *check, const char *text)
 {
-	char	esc[ADDR_PATH_MAX * 4], codes[32];
+	char	to[ADDR_PATH_MAX * 4 + 16];
 
-	log_escape(s->pending.given, strlen(s->pending.given), esc,
-	    sizeof(esc));
+	path_field("to", s->pending.given, to, sizeof(to));
 	if (a != POLICY_ACCEPT) {
-		slog(s, LOGL_INFO, "event=reject to=<%s> check=%s %s%s%s", esc,
-		    check, reply_codes(text, codes, sizeof(codes)),
-		    s->auth_user[0] ? " sasl_username=" : "", s->auth_user);
+		log_refusal(s, to, check, text);
 		/* a relay attempt, or a local sender from outside (R3.1),
 		 * is what a probe does: it counts toward max_errors */
 		if (strcmp(check, "relay") == 0 ||
@@ -810,7 +884,7 @@ rcpt_result(struct smtp_session *s, enum policy_action a, unsigned int relay,
 	s->rcpts = xreallocarray(s->rcpts, s->nrcpt + 1, sizeof(*s->rcpts));
 	s->rcpts[s->nrcpt++] = s->pending;
 	session_enter_state(s, S_RCPT);
-	slog(s, LOGL_INFO, "event=rcpt to=<%s>%s%s", esc, relay ? " relay=" :
+	slog(s, LOGL_INFO, "event=rcpt %s%s%s", to, relay ? " relay=" :
 	    "", relay ? policy_authz_word(relay) : "");
 	reply(s, "%s", text);
 }
@@ -921,15 +995,18 @@ spool_ready(struct smtp_session *s, struct ipc_msg *m)
 
 	ipc_end(m);
 	if (!ok || m->fd == -1 || qid == NULL || strlen(qid) != QID_LEN) {
+		const char *text = "451 4.3.0 Error: local error in processing";
+
 		if (m->fd != -1)
 			close(m->fd);
+		log_refusal(s, "", "store-error", text);
 		if (!s->bdat) {
-			reply(s, "451 4.3.0 Error: local error in processing");
+			reply(s, "%s", text);
 			return;
 		}
 		/* the chunk still has to be skipped */
 		tx_reset(s);
-		s->bdat_discard = "451 4.3.0 Error: local error in processing";
+		s->bdat_discard = text;
 		session_enter_state(s, S_BDAT);
 		session_timeouts(s);
 		return;
@@ -965,37 +1042,34 @@ virus_refused(struct smtp_session *s, enum commit_status st,
 	else
 		snprintf(text, sizeof(text), "451 4.7.1 Virus scan failed, "
 		    "try again later");
-	slog(s, LOGL_INFO, "event=refused qid=%s reply=\"%s\"", s->qid, text);
-	reply(s, "%s", text);
+	message_refused(s, st == COMMIT_INFECTED ? "virus" : "virus-scan",
+	    text);
 	s->qid[0] = '\0';	/* store removed it */
 }
 
 static void
 committed(struct smtp_session *s, enum commit_status st, const char *virus)
 {
-	char	esc[ADDR_PATH_MAX * 4];
+	char	from[ADDR_PATH_MAX * 4 + 16], client[512];
 
 	switch (st) {
 	case COMMIT_OK:
-		slog(s, LOGL_INFO, "event=queued qid=%s from=<%s> "
-		    "nrcpt=%zu size=%llu proto=%s%s%s%s%s%s%s",
-		    s->qid,
-		    log_escape(s->from_given, strlen(s->from_given), esc,
-		    sizeof(esc)), s->nrcpt, (unsigned long long)s->spool_len,
-		    protocol(s), s->tls ? " tls=" : "",
-		    s->tls ? SSL_get_version(bufferevent_openssl_get_ssl(
-		    s->bev)) : "", s->auth_user[0] ? " sasl_method=" : "",
-		    s->auth_user[0] ? s->auth_mech : "",
-		    s->auth_user[0] ? " sasl_username=" : "", s->auth_user);
+		slog(s, LOGL_INFO, "event=queued qid=%s %s nrcpt=%zu size=%llu "
+		    "proto=%s status=250 dsn=2.0.0 %s", s->qid,
+		    path_field("from", s->from_given, from, sizeof(from)),
+		    s->nrcpt, (unsigned long long)s->spool_len, protocol(s),
+		    client_fields(s, client, sizeof(client)));
 		reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
 		s->qid[0] = '\0';	/* it is store's now */
 		break;
 	case COMMIT_NOSPACE:
-		reply(s, "452 4.3.1 Insufficient system storage");
+		message_refused(s, "store-error",
+		    "452 4.3.1 Insufficient system storage");
 		s->qid[0] = '\0';
 		break;
 	case COMMIT_TEMPFAIL:
-		reply(s, "451 4.3.0 Error: local error in processing");
+		message_refused(s, "store-error",
+		    "451 4.3.0 Error: local error in processing");
 		s->qid[0] = '\0';
 		break;
 	case COMMIT_INFECTED:
@@ -1262,11 +1336,13 @@ static void
 tls_handshake_done(struct smtp_session *s)
 {
 	SSL	*ssl = bufferevent_openssl_get_ssl(s->bev);
+	char	 fields[160];
 
 	if (ssl == NULL || s->tls_desc[0] != '\0')
 		return;
 	tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
-	slog(s, LOGL_INFO, "event=tls %s", s->tls_desc);
+	tls_log_fields(ssl, fields, sizeof(fields));
+	slog(s, LOGL_INFO, "event=tls %s", fields);
 }
 
 static void
@@ -1385,10 +1461,15 @@ command_step(struct smtp_session *s)
 static void
 too_many_errors(struct smtp_session *s, unsigned int errors)
 {
+	char	text[300];
+
 	if (s->closing || s->errors <= errors ||
 	    s->errors < s->conf->smtp.max_errors)
 		return;
-	reply(s, "421 4.7.0 %s Error: too many errors", s->conf->hostname);
+	snprintf(text, sizeof(text), "421 4.7.0 %s Error: too many errors",
+	    s->conf->hostname);
+	log_refusal(s, "", "errors", text);
+	reply(s, "%s", text);
 	session_close(s, "errors");
 }
 
@@ -1396,14 +1477,17 @@ static void
 session_process(struct smtp_session *s)
 {
 	unsigned int	errors;
+	char		text[300];
 
 	if (s->pregreet != NULL) {
 		/* A client that talks before the banner is no SMTP client
 		 * (RFC 5321 4.3.1: it must wait for the greeting). */
 		if (evbuffer_get_length(bufferevent_get_input(s->bev)) == 0)
 			return;
-		reply(s, "554 5.5.1 %s Error: talked before the greeting",
-		    s->conf->hostname);
+		snprintf(text, sizeof(text), "554 5.5.1 %s Error: talked "
+		    "before the greeting", s->conf->hostname);
+		log_refusal(s, "", "pregreet", text);
+		reply(s, "%s", text);
 		session_close(s, "pregreet");
 		return;
 	}
@@ -1659,11 +1743,8 @@ static void
 connect_result(struct smtp_session *s, enum policy_action a,
     const char *check, const char *text)
 {
-	char	codes[32];
-
 	if (a != POLICY_ACCEPT) {
-		slog(s, LOGL_INFO, "event=reject check=%s %s", check,
-		    reply_codes(text, codes, sizeof(codes)));
+		log_refusal(s, "", check, text);
 		reply(s, "%s", text);
 		session_close(s, check);
 		return;

@@ -190,8 +190,8 @@ auth_done(void *arg)
 		au.sess[j->session % SESS_BUCKETS] = as;
 	}
 	if (final && j->reply.result != SASL_TEMPFAIL)
-		log_info("auth session=%016llx address=[%s] service=%s mech=%s "
-		    "user=%s result=%s failures=%u",
+		log_info("auth session=%016llx address=[%s] service=%s "
+		    "sasl_method=%s sasl_username=%s result=%s failures=%u",
 		    (unsigned long long)j->session, j->client,
 		    j->service == AUTH_POP3 ? "pop3" : "smtp", j->mech,
 		    ok ? j->cred.address : "-", ok ? "ok" : "fail",
@@ -250,9 +250,9 @@ auth_net_failed(struct ipc_msg *m)
 	ipc_end(m);
 	if (service > AUTH_POP3)
 		fatalx("store: bad failed login from net");
-	log_info("auth session=%016llx address=[%s] service=%s mech=%s "
-	    "user=- result=fail failures=%u", (unsigned long long)m->id, ip,
-	    service == AUTH_POP3 ? "pop3" : "smtp", mech,
+	log_info("auth session=%016llx address=[%s] service=%s sasl_method=%s "
+	    "sasl_username=- result=fail failures=%u", (unsigned long long)m->id,
+	    ip, service == AUTH_POP3 ? "pop3" : "smtp", mech,
 	    count_failure(ip, false));
 }
 

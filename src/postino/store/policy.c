@@ -153,9 +153,12 @@ reply(struct run *r, enum policy_action a, const char *fmt, ...)
 	return a;
 }
 
+/* Named as itself, not as the check that ran into it: the log says
+ * "event=defer check=store-error", which nobody is banned for. */
 static enum policy_action
 store_error(struct run *r)
 {
+	r->res->check = "store-error";
 	detail(r, "store error");
 	return reply(r, POLICY_TEMPFAIL,
 	    "451 4.3.0 Error: local error in processing");
@@ -1273,7 +1276,7 @@ policy_run(struct policy *p, enum policy_stage stage,
 			continue;
 		}
 		a = checks[i].fn(&r);
-		if (a != POLICY_DUNNO)
+		if (a != POLICY_DUNNO && res->check[0] == '\0')
 			res->check = checks[i].name;
 		if (trace != NULL)
 			trace(arg, stage, checks[i].name, a, r.detail);
