@@ -7,6 +7,7 @@ is never queued; when clamd is down, refuses, is silent past
 queued).  docs/replies.md lists the replies."""
 import base64
 import os
+import re
 import socket
 import threading
 import time
@@ -139,7 +140,10 @@ def test_eicar_refused_and_not_queued(make_server, clamd):
         c.expect("NOOP", "250 2.0.0 Ok")
     assert_nothing_queued(p)
     assert p.log_has("event=virus-found virus=%s" % EICAR_NAME)
-    assert p.log_has("reply=\"%s\"" % (INFECTED % EICAR_NAME))
+    # refused: the client's doing (fail2ban counts it)
+    assert re.search(r"address=\[%s\] event=reject qid=[0-9A-F]+ from=<%s> check=virus "
+                     r"status=554 dsn=5\.7\.1 host=\S+\n" % (re.escape(CLIENT), re.escape(SENDER)),
+                     p.read_log())
 
 
 def test_custom_signature_in_attachment(make_server, clamd):
@@ -221,6 +225,10 @@ def test_clamd_down_tempfail(make_server):
     assert spool_files(p) == []
     assert p.log_has("event=scan-failed error=\"connect %s: " % path)
     assert p.log_has("on_error=tempfail")
+    # deferred, DATA and BDAT: no doing of the client's
+    assert len(re.findall(r"address=\[%s\] event=defer qid=[0-9A-F]+ from=<%s> "
+                          r"check=virus-scan status=451 dsn=4\.7\.1 host=\S+\n"
+                          % (re.escape(CLIENT), re.escape(SENDER)), p.read_log())) == 2
 
 
 def test_clamd_down_accept(make_server):

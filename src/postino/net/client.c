@@ -1116,7 +1116,7 @@ next_address(struct client *c)
 		c->fallback_tried = true;
 		log_info("client job=%" PRIu64 " qid=%s event=fallback "
 		    "smarthost=%s reason=\"%s\"", c->id, c->qid,
-		    net.conf->delivery.smarthost, c->last_text);
+		    net.conf->delivery.smarthost, esc_text(c->last_text));
 		route_host(c, net.conf->delivery.smarthost, true);
 		resolver_addrs(net.resolver, c->hops[0].host, hop_addrs_cb,
 		    c);

@@ -132,7 +132,7 @@ scan_done(void *arg)
 {
 	struct av_job	*j = arg;
 	struct antivirus *av = j->av;
-	char		 esc[CLAMD_NAME_MAX * 4 + 1];
+	char		 esc[CLAMD_TEXT_MAX * 4 + 1];
 
 	close(j->fd);
 	av->running--;
@@ -151,7 +151,8 @@ scan_done(void *arg)
 		break;
 	case CLAMD_FAILED:
 		log_warn("queue qid=%s event=scan-failed error=\"%s\" "
-		    "on_error=%s", j->env.qid, j->reply.text,
+		    "on_error=%s", j->env.qid, log_escape_quoted(j->reply.text,
+		    strlen(j->reply.text), esc, sizeof(esc)),
 		    av->accept ? "accept" : "tempfail");
 		if (av->accept)
 			commit(j);

@@ -159,14 +159,15 @@ count_failure(const char *ip, bool ok)
 static void
 grant(const char *account, const char *ip)
 {
-	char	err[256];
+	char	err[256], esc[sizeof(err) * 4];
 
 	if (au.grant_minutes == 0)
 		return;
 	if (db_popauth_grant(au.db, account, ip, au.grant_minutes, err,
 	    sizeof(err)) == -1) {
 		log_warn("popauth event=grant-failed address=[%s] user=%s "
-		    "error=\"%s\"", ip, account, err);
+		    "error=\"%s\"", ip, account,
+		    log_escape_quoted(err, strlen(err), esc, sizeof(esc)));
 		return;
 	}
 	log_info("popauth event=grant address=[%s] user=%s minutes=%u", ip,

@@ -227,12 +227,12 @@ static void
 block(struct intrusion *in, const char *ip, struct ip_ent *e,
     enum intrusion_event ev, unsigned int count)
 {
-	char	err[256];
+	char	err[256], esc[sizeof(err) * 4];
 
 	if (db_block_add(in->db, ip, in->conf->intrusion.block_minutes,
 	    event_names[ev], err, sizeof(err)) == -1) {
 		log_err("intrusion event=block-failed address=[%s] error=\"%s\"",
-		    ip, err);
+		    ip, log_escape_quoted(err, strlen(err), esc, sizeof(esc)));
 		return;
 	}
 	log_info("intrusion event=block address=[%s] reason=%s count=%u "
@@ -430,10 +430,11 @@ unblocked(void *arg, int ncols, const char *const *cols)
 void
 intrusion_tick(struct intrusion *in)
 {
-	char	err[256];
+	char	err[256], esc[sizeof(err) * 4];
 
 	if (db_block_expire(in->db, unblocked, in, err, sizeof(err)) == -1)
-		log_warn("intrusion event=expire-failed error=\"%s\"", err);
+		log_warn("intrusion event=expire-failed error=\"%s\"",
+		    log_escape_quoted(err, strlen(err), esc, sizeof(esc)));
 }
 
 size_t

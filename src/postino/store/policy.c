@@ -311,7 +311,7 @@ hosts_prune(struct policy *p)
 int
 policy_reload(struct policy *p, bool force)
 {
-	char		err[256];
+	char		err[256], esc[sizeof(err) * 4];
 	long long	v;
 
 	if ((v = db_data_version(p->db)) == -1)
@@ -332,7 +332,8 @@ policy_reload(struct policy *p, bool force)
 	    &p->local_sender, err, sizeof(err)) == -1 ||
 	    db_view(p->db, DB_VIEW_BYPASS_AUTH_MISMATCH, bypass_row,
 	    &p->auth_mismatch, err, sizeof(err)) == -1) {
-		log_warn("policy event=reload-failed error=\"%s\"", err);
+		log_warn("policy event=reload-failed error=\"%s\"",
+		    log_escape_quoted(err, strlen(err), esc, sizeof(esc)));
 		p->loaded = false;
 		return -1;
 	}
@@ -438,6 +439,7 @@ struct policy *
 policy_new(const struct conf *conf, struct db *db)
 {
 	struct policy	*p = xcalloc(1, sizeof(*p));
+	char		 esc[1024];
 	size_t		 i;
 
 	p->conf = conf;
@@ -452,7 +454,9 @@ policy_new(const struct conf *conf, struct db *db)
 		if (iptable_add_entry(&p->never_blocked,
 		    conf->intrusion.bypass.v[i]) == -1)
 			log_warn("policy event=bad-entry key=bypass entry=\"%s\"",
-			    conf->intrusion.bypass.v[i]);
+			    log_escape_quoted(conf->intrusion.bypass.v[i],
+			    strlen(conf->intrusion.bypass.v[i]), esc,
+			    sizeof(esc)));
 	iptable_build(&p->never_blocked);
 	return p;
 }

@@ -554,6 +554,7 @@ job_send(struct sched *s, struct job *j)
 	struct ipc_out		 o;
 	struct mailaddr		 a;
 	char			 rcpt[ADDR_PATH_MAX + 1], tmpl[ADDR_PATH_MAX + 1];
+	char			 esc[sizeof(tmpl) * 4];
 	char			 route[ADDR_DOMAIN_MAX + 8];
 	bool			 redirected;
 	size_t			 i;
@@ -590,7 +591,8 @@ job_send(struct sched *s, struct job *j)
 		    rcpt, sizeof(rcpt)) == -1)
 			log_warn("queue qid=%s event=redirect-ignored to=<%s> "
 			    "target=\"%s\" reason=\"not an address\"",
-			    m->qid, rcpt, tmpl);
+			    m->qid, rcpt, log_escape_quoted(tmpl, strlen(tmpl),
+			    esc, sizeof(esc)));
 		ipc_put_str(&o, rcpt);
 	}
 	if (j->lmtp && strncmp(s->conf->delivery.lmtp, "unix:", 5) == 0 &&
