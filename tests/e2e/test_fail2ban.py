@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 
@@ -532,3 +533,36 @@ def test_fail2ban_regex_counts_each_failure_and_refusal_once(make_server, dns, c
 
     assert_shape(log, 200)
     assert_shape(gate_log, 20)
+
+
+def test_store_error_is_deferred_not_counted(make_server):
+    """A refusal for postino's own failure names it (check=store-error,
+    not the check that ran into it), as event=defer: fail2ban does not
+    ban a client for it.  The failure: the table of blocked addresses
+    is gone from under the running store."""
+    p = make_server(intrusion={"bypass": "127.0.0.0/25"})
+    ip = "127.0.0.140"
+    con = sqlite3.connect(os.path.join(p.data_dir, "postino.db"), timeout=10)
+    try:
+        con.execute("ALTER TABLE blocks RENAME TO blocks_gone")
+        con.commit()
+        c = p.connect(source=ip, greeting=False)
+        try:
+            c.expect_reply("451 4.3.0 Error: local error in processing")
+            c.wait_eof()
+        finally:
+            c.close()
+        con.execute("ALTER TABLE blocks_gone RENAME TO blocks")
+        con.commit()
+    finally:
+        con.close()
+    with p.connect(source=ip) as c:          # the table back: served again
+        c.expect("QUIT", "221 2.0.0 Bye")
+    p.stop()
+    log = p.read_log()
+    assert len(re.findall(r"smtp session=[0-9a-f]{16} address=\[%s\] event=defer "
+                          r"check=store-error status=451 dsn=4\.3\.0 host=\S+\n"
+                          % re.escape(ip), log)) == 1, log
+    assert " event=reject " not in log, log
+    assert matched_lines(p.log_path) == []
+    assert_shape(log, 10)
