@@ -398,7 +398,7 @@ class Postino:
         """Counts of the log events that are not a plain relay, in text."""
         out = {}
         for ev in ("retry-later", "deferred", "failed", "bounced", "address-failed",
-                   "error", "role-died", "commit-failed", "refused"):
+                   "error", "role-died", "commit-failed", "refused", "reject", "defer"):
             k = text.count("event=%s " % ev) + text.count("event=%s\n" % ev)
             if k:
                 out[ev] = k
@@ -1045,7 +1045,7 @@ def antispam_point(srv, dns, conc, dns_start, log_start):
     conns = len(re.findall(r"event=connect\b", srv.log_since(log_off)))
     text = srv.log_since(log_start)
     rejects = {}
-    for m in re.finditer(r"event=reject\b.*?check=(\S+)", text):
+    for m in re.finditer(r"event=(?:reject|defer)\b.*?check=(\S+)", text):
         rejects[m.group(1)] = rejects.get(m.group(1), 0) + 1
     accepted = count - before
     per = accepted or None
