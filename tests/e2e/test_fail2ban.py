@@ -44,6 +44,7 @@ FAIL2BAN_REGEX = shutil.which("fail2ban-regex") or "/usr/bin/fail2ban-regex"
 
 SENDER = "sender@good.test"     # a remote sender whose domain and SPF pass
 REMOTE = "friend@example.org"
+QUOTED = '"a b\\"c"@far.test'    # relayed; far.test has no MX: bounced
 BAD_535 = "535 5.7.8 Authentication credentials invalid"
 OK_235 = "235 2.7.0 Authentication successful"
 TOO_MANY_421 = "421 4.7.0 mx.example.test Error: too many failed authentications"
@@ -270,6 +271,9 @@ def produce(p):
         c.expect("RCPT TO:<%s>" % DEMO, "501 5.7.1 <boss@example.test>... Permission denied")
         c.expect("RSET", "250 2.0.0 Ok")
         c.send_message(message("not-owned", DEMO), rcpts=(DEMO,), sender=DEMO)
+        # relayed: a quoted local part with a space and a quote, which
+        # the queue's lines write escaped (the shape check, below)
+        c.send_message(message("quoted", DEMO), rcpts=(QUOTED,), sender=DEMO)
         c.expect("QUIT", "221 2.0.0 Bye")
     with subs(p, NO_AUTH) as c:
         c.expect("MAIL FROM:<%s>" % SENDER, "530 5.7.0 Authentication required")

@@ -106,7 +106,7 @@ write_received(int fd, const char *qid, uid_t uid, size_t *len_r)
 static int
 add_recipients(struct envelope *env, const struct maildrop_env *md)
 {
-	char	given[ADDR_PATH_MAX + 1];
+	char	given[ADDR_PATH_MAX + 1], esc[sizeof(given) * 4];
 	size_t	i;
 
 	for (i = 0; i < md->nrcpts; i++) {
@@ -118,7 +118,8 @@ add_recipients(struct envelope *env, const struct maildrop_env *md)
 		case DB_RCPT_UNKNOWN:
 			/* XXX a bounce, once bounces exist */
 			log_err("pickup file=%s event=rcpt-dropped to=<%s> "
-			    "reason=\"user unknown\"", pk.name, given);
+			    "reason=\"user unknown\"", pk.name,
+			    log_escape(given, strlen(given), esc, sizeof(esc)));
 			break;
 		case DB_RCPT_TEMPFAIL:
 			return -1;
@@ -137,6 +138,7 @@ take(const char *name, int fd, const struct stat *sb)
 	struct envelope		 env;
 	uint8_t			*head;
 	const char		*errstr = "unreadable";
+	char			 esc[sizeof(env.from) * 4];
 	size_t			 hlen, body_off, rlen;
 	int			 sfd = -1;
 	bool			 ok = false;
@@ -177,7 +179,8 @@ take(const char *name, int fd, const struct stat *sb)
 	addr_format(&md->sender, env.from, sizeof(env.from));
 	env.smtputf8 = md->utf8;
 	log_info("pickup file=%s event=queued qid=%s uid=%u from=<%s> "
-	    "ntargets=%zu", name, env.qid, (unsigned int)sb->st_uid, env.from,
+	    "ntargets=%zu", name, env.qid, (unsigned int)sb->st_uid,
+	    log_escape(env.from, strlen(env.from), esc, sizeof(esc)),
 	    env.ntargets);
 	strlcpy(pk.name, name, sizeof(pk.name));
 	pk.busy = true;

@@ -196,6 +196,23 @@ clean_word(char *dst, size_t size, const char *src)
 }
 
 /*
+ * A recipient for a log line, escaped (log_escape): a quoted local part
+ * may hold spaces and quotes (RFC 5321 4.1.2), and a bare value none.
+ * domain NULL: local is the whole address.  One buffer: store has one
+ * thread, and a line names one recipient.
+ */
+static const char *
+rcpt_text(const char *local, const char *domain)
+{
+	static char	buf[(2 * ADDR_PATH_MAX + 2) * 4];
+	char		addr[2 * ADDR_PATH_MAX + 2];	/* a target's parts */
+
+	snprintf(addr, sizeof(addr), "%s%s%s", local, domain ? "@" : "",
+	    domain ? domain : "");
+	return log_escape(addr, strlen(addr), buf, sizeof(buf));
+}
+
+/*
  * spool/deferred/<qid>:
  *	postino-state 1 <attempts> <warned>
  *	<target index> <P|D|F> <status or -> <remote or -> <text>
@@ -325,23 +342,24 @@ deliver_local(struct qmsg *m, const char *hostname, size_t i)
 	    (off_t)m->env.msglen);
 	if (r == 0) {
 		ts->state = T_DONE;
-		log_info("queue qid=%s event=delivered to=<%s@%s> "
-		    "mailbox=%s/%s", m->qid, t->local_part, t->domain,
-		    t->domain, t->local_part);
+		log_info("queue qid=%s event=delivered to=<%s> "
+		    "mailbox=%s/%s", m->qid, rcpt_text(t->local_part,
+		    t->domain), t->domain, t->local_part);
 	} else if (r == -2) {
 		ts->state = T_FAILED;
 		ts->fresh = true;
 		strlcpy(ts->status, "5.1.3", sizeof(ts->status));
 		strlcpy(ts->text, "unusable mailbox name", sizeof(ts->text));
-		log_err("queue qid=%s event=failed to=<%s@%s> "
+		log_err("queue qid=%s event=failed to=<%s> "
 		    "reason=\"unusable mailbox name\"", m->qid,
-		    t->local_part, t->domain);
+		    rcpt_text(t->local_part, t->domain));
 	} else {
 		strlcpy(ts->status, "4.2.0", sizeof(ts->status));
 		snprintf(ts->text, sizeof(ts->text), "mailbox: %s",
 		    strerror(errno));
-		log_warn("queue qid=%s event=deferred to=<%s@%s> error=\"%s\"",
-		    m->qid, t->local_part, t->domain, strerror(errno));
+		log_warn("queue qid=%s event=deferred to=<%s> error=\"%s\"",
+		    m->qid, rcpt_text(t->local_part, t->domain),
+		    strerror(errno));
 	}
 }
 
@@ -591,8 +609,9 @@ job_send(struct sched *s, struct job *j)
 		    rcpt, sizeof(rcpt)) == -1)
 			log_warn("queue qid=%s event=redirect-ignored to=<%s> "
 			    "target=\"%s\" reason=\"not an address\"",
-			    m->qid, rcpt, log_escape_quoted(tmpl, strlen(tmpl),
-			    esc, sizeof(esc)));
+			    m->qid, rcpt_text(rcpt, NULL),
+			    log_escape_quoted(tmpl, strlen(tmpl), esc,
+			    sizeof(esc)));
 		ipc_put_str(&o, rcpt);
 	}
 	if (j->lmtp && strncmp(s->conf->delivery.lmtp, "unix:", 5) == 0 &&
@@ -673,21 +692,21 @@ sched_delivery_result(struct sched *s, struct ipc_msg *msg)
 		log_escape_quoted(ts->text, strlen(ts->text), esc, sizeof(esc));
 		if (code < 300) {
 			ts->state = T_DONE;
-			log_info("queue qid=%s event=delivered to=<%s@%s> "
+			log_info("queue qid=%s event=delivered to=<%s> "
 			    "relay=%s status=%s reply=\"%s\"", m->qid,
-			    t->local_part, t->domain, ts->remote, ts->status,
-			    esc);
+			    rcpt_text(t->local_part, t->domain), ts->remote,
+			    ts->status, esc);
 		} else if (code >= 500) {
 			ts->state = T_FAILED;
 			ts->fresh = true;
-			log_info("queue qid=%s event=bounced to=<%s@%s> "
+			log_info("queue qid=%s event=bounced to=<%s> "
 			    "relay=%s status=%s reply=\"%s\"", m->qid,
-			    t->local_part, t->domain, ts->remote[0] ?
+			    rcpt_text(t->local_part, t->domain), ts->remote[0] ?
 			    ts->remote : "none", ts->status, esc);
 		} else
-			log_info("queue qid=%s event=deferred to=<%s@%s> "
+			log_info("queue qid=%s event=deferred to=<%s> "
 			    "relay=%s status=%s reply=\"%s\"", m->qid,
-			    t->local_part, t->domain, ts->remote[0] ?
+			    rcpt_text(t->local_part, t->domain), ts->remote[0] ?
 			    ts->remote : "none", ts->status, esc);
 	}
 	ipc_end(msg);
@@ -775,7 +794,7 @@ notice_send(struct qmsg *m, const char *rcpt, enum dsn_action action)
 	memset(&env, 0, sizeof(env));
 	if (addr_parse(rcpt, true, &a, &errstr) == -1) {
 		log_err("queue qid=%s event=notice-dropped to=<%s> "
-		    "reason=\"%s\"", m->qid, rcpt, errstr);
+		    "reason=\"%s\"", m->qid, rcpt_text(rcpt, NULL), errstr);
 		free(msg);
 		return false;
 	}
@@ -789,7 +808,8 @@ notice_send(struct qmsg *m, const char *rcpt, enum dsn_action action)
 	    store_envelope_add(&env, &a, rcpt) == DB_RCPT_TEMPFAIL ||
 	    env.ntargets == 0) {
 		log_err("queue qid=%s event=notice-lost to=<%s> reason=%s",
-		    m->qid, rcpt, env.ntargets == 0 ? "\"unknown recipient\"" :
+		    m->qid, rcpt_text(rcpt, NULL), env.ntargets == 0 ?
+		    "\"unknown recipient\"" :
 		    "error");
 		close(fd);
 		queue_spool_abort(s->queue, env.qid);
@@ -807,7 +827,7 @@ notice_send(struct qmsg *m, const char *rcpt, enum dsn_action action)
 	env.from[0] = '\0';
 	log_info("queue qid=%s event=%s notice=%s to=<%s> rcpts=%zu",
 	    m->qid, action == DSN_FAILED ? "bounce" : "delay-notice",
-	    env.qid, rcpt, n);
+	    env.qid, rcpt_text(rcpt, NULL), n);
 	m->notices++;
 	queue_spool_commit(s->queue, &env, notice_committed, m);
 	return true;

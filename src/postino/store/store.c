@@ -287,6 +287,7 @@ add_rcpt(struct envelope *env, const struct policy_session *ps,
 	struct db_targets	 t;
 	struct mailaddr		 a;
 	char			 lp[ADDR_LOCAL_MAX + 1];
+	char			 esc[ADDR_PATH_MAX * 4];
 	bool			 relay;
 	enum db_rcpt		 r = DB_RCPT_UNKNOWN;
 
@@ -302,8 +303,9 @@ add_rcpt(struct envelope *env, const struct policy_session *ps,
 		return 0;
 	}
 	if ((r = db_rcpt_resolve(st.db, lp, a.domain, &t)) != DB_RCPT_OK) {
-		log_warn("queue qid=%s event=commit-refused rcpt=<%s@%s> "
-		    "lookup=%d", env->qid, lp, a.domain, (int)r);
+		log_warn("queue qid=%s event=commit-refused rcpt=<%s> "
+		    "lookup=%d", env->qid, log_escape(path, strlen(path), esc,
+		    sizeof(esc)), (int)r);
 		return -1;
 	}
 	add_targets(env, &t, path);
