@@ -494,7 +494,8 @@ reload_settled(const char *how)
 	snprintf(text, sizeof(text), "configuration %llu applied%s",
 	    (unsigned long long)pa.reload.gen, how);
 	log_info("parent event=reloaded generation=%llu%s",
-	    (unsigned long long)pa.reload.gen, how);
+	    (unsigned long long)pa.reload.gen,
+	    how[0] != '\0' ? " late=yes" : "");
 	answer_ask(true, text);
 }
 
@@ -646,7 +647,7 @@ fail:
 static void
 do_reload(const char *by, bool asked, uint64_t ask_id)
 {
-	char	err[PATH_MAX + 1024];
+	char	err[PATH_MAX + 1024], esc[sizeof(err) * 4];
 
 	/* An earlier request still waiting is answered now. */
 	answer_ask(true, "configuration sent; a newer reload followed");
@@ -655,7 +656,8 @@ do_reload(const char *by, bool asked, uint64_t ask_id)
 	pa.reload.ask_id = ask_id;
 	if (reload(err, sizeof(err)) == 0)
 		return;
-	log_err("parent event=reload-refused error=\"%s\"", err);
+	log_err("parent event=reload-refused error=\"%s\"",
+	    log_escape_quoted(err, strlen(err), esc, sizeof(esc)));
 	answer_ask(false, err);
 }
 

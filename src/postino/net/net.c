@@ -450,14 +450,15 @@ static void
 reload_tls(const struct conf *nc)
 {
 	SSL_CTX	*ctx;
-	char	 err[512];
+	char	 err[512], esc[sizeof(err) * 4];
 
 	if (lst.ntls != 2)
 		return;
 	ctx = tls_server_ctx_fd(lst.tls[0], lst.tls[1], nc->tls.cert,
 	    nc->tls.key, err, sizeof(err));
 	if (ctx == NULL) {
-		log_warn("net event=tls-unchanged error=\"%s\"", err);
+		log_warn("net event=tls-unchanged error=\"%s\"",
+		    log_escape_quoted(err, strlen(err), esc, sizeof(esc)));
 		return;
 	}
 	/* A TLS session already made keeps its own reference. */
@@ -470,11 +471,12 @@ reload(int fd, uint64_t gen)
 {
 	struct conf	*nc;
 	const struct conf *old = net.conf;
-	char		 err[1024];
+	char		 err[1024], esc[sizeof(err) * 4];
 
 	if (conf_load_fd(fd, net.conf->path, &nc, err, sizeof(err)) == -1) {
 		/* The parent checked this very text: should not happen. */
-		log_err("net event=reload-failed error=\"%s\"", err);
+		log_err("net event=reload-failed error=\"%s\"",
+		    log_escape_quoted(err, strlen(err), esc, sizeof(esc)));
 		pending_drop();
 		return;
 	}

@@ -504,10 +504,11 @@ reload(int fd, uint64_t gen)
 {
 	struct timeval	 tv = { CONF_RETIRE_SECONDS, 0 };
 	struct conf	*nc;
-	char		 err[1024];
+	char		 err[1024], esc[sizeof(err) * 4];
 
 	if (conf_load_fd(fd, st.conf->path, &nc, err, sizeof(err)) == -1) {
-		log_err("store event=reload-failed error=\"%s\"", err);
+		log_err("store event=reload-failed error=\"%s\"",
+		    log_escape_quoted(err, strlen(err), esc, sizeof(esc)));
 		return;
 	}
 	policy_reconf(st.policy, nc);
