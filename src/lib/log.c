@@ -200,3 +200,23 @@ log_escape_quoted(const void *in, size_t len, char *out, size_t size)
 {
 	return escape(in, len, out, size, 0x20);
 }
+
+const char *
+log_value(const char *s, char *buf, size_t size)
+{
+	const char	*p;
+	size_t		 n;
+
+	for (p = s; *p > 0x20 && *p < 0x7f && *p != '"' && *p != '\\'; p++)
+		;
+	if (*p == '\0' && p != s)
+		return s;
+	if (size < 3)
+		return "\"\"";
+	buf[0] = '"';
+	log_escape_quoted(s, strlen(s), buf + 1, size - 2);
+	n = strlen(buf);		/* at most size - 2 */
+	buf[n] = '"';
+	buf[n + 1] = '\0';
+	return buf;
+}

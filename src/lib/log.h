@@ -35,5 +35,11 @@ char	*log_escape(const void *in, size_t len, char *out, size_t size);
 /* The same for the inside of a "..." value: spaces stay as they are. */
 char	*log_escape_quoted(const void *in, size_t len, char *out,
 	    size_t size);
+/*
+ * A value for key=value out of text an administrator chose (a path, a
+ * name): s itself when it is one bare word (printable ASCII, no space,
+ * '"' or '\\'), else in buf, quoted and escaped as above.
+ */
+const char *log_value(const char *s, char *buf, size_t size);
 
 #endif

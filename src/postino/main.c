@@ -39,6 +39,7 @@ void
 role_drop(const char *role, const char *user, const char *dir)
 {
 	struct passwd	*pw;
+	char		 path[PATH_MAX * 4 + 3];
 
 	if (geteuid() != 0) {
 		log_info("%s event=privileges user=%s chroot=none "
@@ -57,7 +58,7 @@ role_drop(const char *role, const char *user, const char *dir)
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
 		fatal("%s: cannot become %s", role, user);
 	log_info("%s event=privileges user=%s chroot=%s", role, user,
-	    dir ? dir : "none");
+	    dir ? log_value(dir, path, sizeof(path)) : "none");
 out:
 	/* Die with the parent; checked again against the race. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);

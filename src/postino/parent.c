@@ -249,6 +249,7 @@ static void
 prepare_tls(void)
 {
 	char	dir[PATH_MAX], err[512], *slash;
+	char	cert[PATH_MAX * 4 + 3], key[PATH_MAX * 4 + 3];
 	bool	has_cert = access(pa.conf->tls.cert, F_OK) == 0;
 	bool	has_key = access(pa.conf->tls.key, F_OK) == 0;
 
@@ -268,7 +269,8 @@ prepare_tls(void)
 	    pa.conf->hostname, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	log_info("parent event=tls-certificate-made cert=%s key=%s cn=%s",
-	    pa.conf->tls.cert, pa.conf->tls.key, pa.conf->hostname);
+	    log_value(pa.conf->tls.cert, cert, sizeof(cert)),
+	    log_value(pa.conf->tls.key, key, sizeof(key)), pa.conf->hostname);
 }
 
 /*
@@ -759,7 +761,7 @@ on_signal(evutil_socket_t sig, short ev, void *arg)
 void
 parent_main(struct conf *conf, const char *conf_path)
 {
-	char		 err[PATH_MAX + 1024];
+	char		 err[PATH_MAX + 1024], path[PATH_MAX * 4 + 3];
 	int		 sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP };
 	struct event	*ev;
 	size_t		 i;
@@ -790,7 +792,8 @@ parent_main(struct conf *conf, const char *conf_path)
 	pa.reload.timer = evtimer_new(pa.base, reload_timeout, NULL);
 	start_roles();
 	log_info("parent event=ready hostname=%s data_dir=%s",
-	    pa.conf->hostname, pa.conf->data_dir);
+	    pa.conf->hostname, log_value(pa.conf->data_dir, path,
+	    sizeof(path)));
 	event_base_dispatch(pa.base);
 	fatalx("event loop ended");
 }

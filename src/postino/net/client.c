@@ -1290,6 +1290,7 @@ client_deliver(struct ipc_msg *m)
 {
 	struct client	*c = xcalloc(1, sizeof(*c));
 	char		 route[ADDR_DOMAIN_MAX + 8];
+	char		 esc[sizeof(net.conf->delivery.lmtp) * 4 + 3];
 	uint32_t	 i, n;
 
 	if (m->fd == -1)
@@ -1319,8 +1320,8 @@ client_deliver(struct ipc_msg *m)
 	ipc_end(m);
 	log_info("client job=%" PRIu64 " qid=%s event=start %s=%s "
 	    "rcpts=%zu size=%" PRIu64, c->id, c->qid, c->lmtp ? "lmtp" :
-	    "domain", c->lmtp ? net.conf->delivery.lmtp : c->domain, c->n,
-	    c->msglen);
+	    "domain", c->lmtp ? log_value(net.conf->delivery.lmtp, esc,
+	    sizeof(esc)) : c->domain, c->n, c->msglen);
 	if (c->lmtp) {
 		if ((c->sock = sock_take(c->id)) != -1) {
 			c->nhops = 1;	/* the socket is the one hop */

@@ -136,6 +136,7 @@ static void
 open_done(void *arg)
 {
 	struct pop3_box	*b = arg;
+	char		 path[sizeof(b->path) * 4 + 3];
 
 	b->busy = false;
 	if (b->gone) {
@@ -156,7 +157,8 @@ open_done(void *arg)
 	else
 		log_err("pop3 session=%016llx event=mailbox-error user=%s "
 		    "mailbox=%s error=\"%s\"", (unsigned long long)b->session,
-		    b->account, b->path, strerror(b->error));
+		    b->account, log_value(b->path, path, sizeof(path)),
+		    strerror(b->error));
 	send_opened(b->session, b->status == -2 ? POP3_OPEN_IN_USE :
 	    POP3_OPEN_TEMPFAIL, 0, 0);
 	box_free(b);

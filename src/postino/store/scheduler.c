@@ -513,6 +513,7 @@ static int
 lmtp_connect(struct sched *s)
 {
 	struct sockaddr_un	 sun;
+	char			 path[sizeof(sun.sun_path) * 4 + 3];
 	int			 fd;
 
 	memset(&sun, 0, sizeof(sun));
@@ -524,7 +525,8 @@ lmtp_connect(struct sched *s)
 		return -1;
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
 		log_warn("queue event=lmtp-connect-failed socket=%s "
-		    "error=\"%s\"", sun.sun_path, strerror(errno));
+		    "error=\"%s\"", log_value(sun.sun_path, path, sizeof(path)),
+		    strerror(errno));
 		close(fd);
 		return -1;
 	}
