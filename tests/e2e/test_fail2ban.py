@@ -545,7 +545,11 @@ def test_store_error_is_deferred_not_counted(make_server):
     not the check that ran into it), as event=defer: fail2ban does not
     ban a client for it.  The failure: the table of blocked addresses
     is gone from under the running store."""
-    p = make_server(intrusion={"bypass": "127.0.0.0/25"})
+    p = make_server(intrusion={"bypass": "127.0.0.0/25"}, start=False)
+    p.pop3_port, = extra_ports(p, 1)
+    p.extra_config = "[listener pop3]\nlisten = 127.0.0.1:%d\nprofile = pop3" % p.pop3_port
+    p.write_config()
+    p.start()
     ip = "127.0.0.140"
     con = sqlite3.connect(os.path.join(p.data_dir, "postino.db"), timeout=10)
     try:
@@ -555,6 +559,12 @@ def test_store_error_is_deferred_not_counted(make_server):
         try:
             c.expect_reply("451 4.3.0 Error: local error in processing")
             c.wait_eof()
+        finally:
+            c.close()
+        c = POP3Conn(p.pop3_port, source=ip, greeting=False)
+        try:
+            assert c.line() == b"-ERR [SYS/TEMP] Local error in processing.\r\n"
+            c.eof()
         finally:
             c.close()
         con.execute("ALTER TABLE blocks_gone RENAME TO blocks")
@@ -567,6 +577,9 @@ def test_store_error_is_deferred_not_counted(make_server):
     log = p.read_log()
     assert len(re.findall(r"smtp session=[0-9a-f]{16} address=\[%s\] event=defer "
                           r"check=store-error status=451 dsn=4\.3\.0 host=\S+\n"
+                          % re.escape(ip), log)) == 1, log
+    assert len(re.findall(r"pop3 session=[0-9a-f]{16} address=\[%s\] event=defer "
+                          r"check=store-error status=-ERR resp_code=SYS/TEMP\n"
                           % re.escape(ip), log)) == 1, log
     assert " event=reject " not in log, log
     assert matched_lines(p.log_path) == []

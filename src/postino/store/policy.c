@@ -160,6 +160,10 @@ store_error(struct run *r)
 {
 	r->res->check = "store-error";
 	detail(r, "store error");
+	/* in the client's protocol: net refuses to send POP3 an SMTP reply */
+	if (r->s->profile == PROFILE_POP3 || r->s->profile == PROFILE_POP3S)
+		return reply(r, POLICY_TEMPFAIL, "-ERR [SYS/TEMP] Local error "
+		    "in processing.");
 	return reply(r, POLICY_TEMPFAIL,
 	    "451 4.3.0 Error: local error in processing");
 }
