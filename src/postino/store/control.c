@@ -42,7 +42,8 @@ struct ctl_client {
 static struct {
 	struct sched		*sched;
 	control_reload_fn	 reload;
-	unsigned int	 clients;
+	struct evconnlistener	*lev;
+	unsigned int		 clients;
 } ctl;
 
 static void
@@ -153,6 +154,16 @@ control_unlink(void)
 }
 
 void
+control_stop(void)
+{
+	if (ctl.lev == NULL)
+		return;
+	control_unlink();
+	evconnlistener_free(ctl.lev);
+	ctl.lev = NULL;
+}
+
+void
 control_start(struct event_base *base, struct sched *sched,
     control_reload_fn reload)
 {
@@ -180,5 +191,6 @@ control_start(struct event_base *base, struct sched *sched,
 	    LEV_OPT_CLOSE_ON_FREE, 16, fd);
 	if (lev == NULL)
 		fatalx("control: cannot listen on %s", CONTROL_SOCKET);
+	ctl.lev = lev;
 	log_info("store event=control-ready socket=%s", CONTROL_SOCKET);
 }

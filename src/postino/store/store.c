@@ -648,6 +648,7 @@ on_signal(evutil_socket_t sig, short ev, void *arg)
 {
 	struct timeval	tv = { 3, 0 };
 
+	control_stop();
 	event_base_once(st.base, -1, EV_TIMEOUT, exit_now, NULL, &tv);
 }
 
