@@ -41,6 +41,7 @@ struct ipc {
 	ipc_cb			 cb;
 	void			*arg;
 	uint8_t			*rbuf;
+	bool			 untrusted;	/* ipc_set_untrusted */
 };
 
 static void	ipc_read(evutil_socket_t, short, void *);
@@ -63,6 +64,12 @@ ipc_new(struct event_base *base, int fd, const char *peer, ipc_cb cb,
 	c->wev = event_new(base, fd, EV_WRITE, ipc_flush, c);
 	event_add(c->rev, NULL);
 	return c;
+}
+
+void
+ipc_set_untrusted(struct ipc *c)
+{
+	c->untrusted = true;
 }
 
 void
@@ -230,8 +237,21 @@ ipc_recv(struct ipc *c, ssize_t *n_r, int *fd_r)
 	*n_r = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
 	if (*n_r == -1)
 		return errno == EAGAIN || errno == EINTR ? 0 : -1;
-	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
-		fatalx("ipc: truncated message from %s", c->peer);
+	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		if (!c->untrusted)
+			fatalx("ipc: truncated message from %s", c->peer);
+		log_warn("ipc event=malformed peer=%s what=truncated",
+		    c->peer);
+		for (ch = CMSG_FIRSTHDR(&mh); ch != NULL;
+		    ch = CMSG_NXTHDR(&mh, ch))
+			if (ch->cmsg_level == SOL_SOCKET &&
+			    ch->cmsg_type == SCM_RIGHTS) {
+				memcpy(fd_r, CMSG_DATA(ch), sizeof(int));
+				close(*fd_r);
+			}
+		*fd_r = -1;
+		return -1;
+	}
 	for (ch = CMSG_FIRSTHDR(&mh); ch != NULL; ch = CMSG_NXTHDR(&mh, ch))
 		if (ch->cmsg_level == SOL_SOCKET &&
 		    ch->cmsg_type == SCM_RIGHTS)
@@ -256,11 +276,20 @@ ipc_read(evutil_socket_t fd, short ev, void *arg)
 			c->cb(c, NULL, c->arg);
 			return;
 		}
-		if ((size_t)n < sizeof(h))
-			fatalx("ipc: short message from %s", c->peer);
-		memcpy(&h, c->rbuf, sizeof(h));
-		if (((h.flags & IPC_F_FD) != 0) != (pfd != -1))
-			fatalx("ipc: descriptor mismatch from %s", c->peer);
+		if ((size_t)n >= sizeof(h))
+			memcpy(&h, c->rbuf, sizeof(h));
+		if ((size_t)n < sizeof(h) ||
+		    ((h.flags & IPC_F_FD) != 0) != (pfd != -1)) {
+			if (!c->untrusted)
+				fatalx("ipc: %s from %s", (size_t)n < sizeof(h) ?
+				    "short message" : "descriptor mismatch",
+				    c->peer);
+			log_warn("ipc event=malformed peer=%s", c->peer);
+			if (pfd != -1)
+				close(pfd);
+			c->cb(c, NULL, c->arg);
+			return;
+		}
 		m.type = h.type;
 		m.id = h.id;
 		m.fd = pfd;

@@ -38,6 +38,13 @@ typedef void (*ipc_cb)(struct ipc *, struct ipc_msg *, void *arg);
 
 struct ipc	*ipc_new(struct event_base *, int fd, const char *peer,
 		    ipc_cb cb, void *arg);
+/*
+ * For a reader that must outlive a broken peer (the parent, root, reading
+ * a role): a malformed packet is logged and reported as the end of the
+ * channel (cb with NULL) instead of killing the process.  The payload's
+ * length is then the reader's to check before any ipc_get_*.
+ */
+void		 ipc_set_untrusted(struct ipc *);
 void		 ipc_free(struct ipc **);
 
 /* Building a message: start, put fields, send (queued if the socket is

@@ -122,23 +122,20 @@ fail:
 	return NULL;
 }
 
-SSL_CTX *
-tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen)
+int
+tls_open(const char *cert, const char *key, int *cfd, int *kfd, char *err,
+    size_t errlen)
 {
-	SSL_CTX	*ctx = NULL;
-	int	 cfd, kfd = -1;
-
-	if ((cfd = open(cert, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    (kfd = open(key, O_RDONLY | O_CLOEXEC)) == -1)
-		snprintf(err, errlen, "cannot open %s: %s", cfd == -1 ? cert :
-		    key, strerror(errno));
-	else
-		ctx = tls_server_ctx_fd(cfd, kfd, cert, key, err, errlen);
-	if (cfd != -1)
-		close(cfd);
-	if (kfd != -1)
-		close(kfd);
-	return ctx;
+	*kfd = -1;
+	if ((*cfd = open(cert, O_RDONLY | O_CLOEXEC)) != -1 &&
+	    (*kfd = open(key, O_RDONLY | O_CLOEXEC)) != -1)
+		return 0;
+	snprintf(err, errlen, "cannot open %s: %s", *cfd == -1 ? cert : key,
+	    strerror(errno));
+	if (*cfd != -1)
+		close(*cfd);
+	*cfd = -1;
+	return -1;
 }
 
 static int

@@ -9,14 +9,16 @@
 
 #include <openssl/ssl.h>
 
+/* Open the certificate and key files: 0, or -1 with err (naming the
+ * file) and nothing left open. */
+int	tls_open(const char *cert, const char *key, int *cert_fd, int *key_fd,
+	    char *err, size_t errlen);
+
 /*
- * A server context with the certificate chain and key of these files
- * (PEM), TLS 1.2 at least.  NULL with err filled (naming the file).
+ * A server context with the certificate chain and key (PEM) read from
+ * these descriptors from their offset to the end, TLS 1.2 at least.
+ * NULL with err filled (naming the file cert or key).
  */
-SSL_CTX	*tls_server_ctx(const char *cert, const char *key, char *err,
-	    size_t errlen);
-/* The same from open descriptors (read from their offset to the end);
- * cert and key name them in err. */
 SSL_CTX	*tls_server_ctx_fd(int cert_fd, int key_fd, const char *cert,
 	    const char *key, char *err, size_t errlen);
 

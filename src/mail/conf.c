@@ -32,7 +32,7 @@
 #include "resolve.h"
 
 #define LINE_MAX_LEN	4096		/* octets of one line */
-#define FILE_MAX_LEN	(1024 * 1024)	/* octets of the whole file */
+#define FILE_MAX_LEN	CONF_FILE_MAX
 #define QUOTE_MAX	48		/* octets of a value quoted in errors */
 
 enum key_type {

@@ -45,6 +45,8 @@ struct conf_listener {
 	bool		auth_plaintext_without_tls;
 };
 
+#define CONF_FILE_MAX	(1024 * 1024)	/* octets of the whole file */
+
 struct conf_list {
 	size_t		n;
 	char		*v[CONF_LIST_MAX];

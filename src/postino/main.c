@@ -66,6 +66,22 @@ out:
 		exit(0);
 }
 
+/* path made absolute against the working directory, links kept. */
+static int
+absolute(const char *path, char *buf, size_t size)
+{
+	char	cwd[PATH_MAX];
+
+	if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) == NULL)
+		return -1;
+	if ((size_t)snprintf(buf, size, "%s%s%s", path[0] == '/' ? "" : cwd,
+	    path[0] == '/' ? "" : "/", path) >= size) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
 /* "4:0,5:0,6:1": descriptor and listener index of each socket. */
 static size_t
 parse_listen(const char *arg, struct role_listen *ls, size_t max,
@@ -122,7 +138,15 @@ main(int argc, char *argv[])
 		check = true;
 	else if (argc != 0)
 		usage();
-	if (realpath(path, abspath) == NULL) {
+	/*
+	 * The parent keeps the path as given, made absolute but not
+	 * resolved, so that a reload follows a symbolic link switched to
+	 * another file; a role gets the resolved name of the text the
+	 * parent checked, and never opens the file at all.
+	 */
+	if (role != NULL)
+		strlcpy(abspath, path, sizeof(abspath));
+	else if (absolute(path, abspath, sizeof(abspath)) == -1) {
 		fprintf(stderr, "postino: %s: %s\n", path, strerror(errno));
 		return 1;
 	}

@@ -80,6 +80,7 @@ static struct {
 	struct {
 		uint64_t	 gen;
 		int		 waiting;	/* ROLE_NET | ROLE_STORE */
+		int		 failed;	/* ROLE_NET | ROLE_STORE */
 		bool		 asked;		/* by store, for ask_id */
 		uint64_t	 ask_id;
 		struct event	*timer;
@@ -140,11 +141,23 @@ bind_one(const char *path, const struct conf_listener *l, size_t i,
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, sa, l->addrlens[i]) == -1 ||
 	    listen(fd, (int)backlog) == -1) {
+		int e = errno;
+
 		bind_error(path, l, sa, err, errlen);
 		close(fd);
+		errno = e;
 		return -1;
 	}
 	return fd;
+}
+
+static int
+net_port(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)(const void *)sa)
+		    ->sin6_port);
+	return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
 }
 
 static bool
@@ -152,6 +165,31 @@ same_addr(const struct sock *k, const struct conf_listener *l, size_t i)
 {
 	return k->sslen == l->addrlens[i] &&
 	    memcmp(&k->ss, &l->addrs[i], k->sslen) == 0;
+}
+
+/*
+ * The port is taken by our own socket at another address (a wildcard
+ * and a specific address of one port cannot be bound together): say
+ * so, rather than "another server holds that port".
+ */
+static void
+own_port(const struct conf *conf, const struct conf_listener *l, size_t j,
+    const struct sock *old, size_t nold, char *err, size_t errlen)
+{
+	int	port = net_port((const void *)&l->addrs[j]);
+	size_t	o;
+
+	for (o = 0; o < nold; o++)
+		if (old[o].ss.ss_family ==
+		    l->addrs[j].ss_family &&
+		    net_port((const void *)&old[o].ss) == port)
+			break;
+	if (o == nold)
+		return;
+	snprintf(err, errlen, "%s:%d: listener %s: port %d is the running "
+	    "server's at another address; moving a port between a wildcard "
+	    "and a specific address takes a restart", conf->path, l->line,
+	    l->name, port);
 }
 
 /*
@@ -183,8 +221,12 @@ bind_listeners(const struct conf *conf, struct sock *old, size_t nold,
 				old[o].fd = -1;
 			} else if ((k->fd = bind_one(conf->path[0] ?
 			    conf->path : pa.conf_path, l, j,
-			    conf->smtp.backlog, err, errlen)) == -1)
+			    conf->smtp.backlog, err, errlen)) == -1) {
+				if (errno == EADDRINUSE)
+					own_port(conf, l, j, old, nold, err,
+					    errlen);
 				goto fail;
+			}
 			n++;
 		}
 	}
@@ -281,11 +323,17 @@ prepare_tls(void)
 static int
 conf_snapshot(struct conf **conf_r, char *err, size_t errlen)
 {
-	char	buf[8192];
+	char	buf[8192], real[PATH_MAX];
 	ssize_t	n;
+	size_t	total = 0;
 	int	in, mfd;
 
-	if ((in = open(pa.conf_path, O_RDONLY | O_CLOEXEC)) == -1) {
+	/*
+	 * Named by the file the path leads to now (a link may have been
+	 * switched), which also anchors its relative paths, as at start.
+	 */
+	if (realpath(pa.conf_path, real) == NULL ||
+	    (in = open(real, O_RDONLY | O_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "%s: cannot read: %s", pa.conf_path,
 		    strerror(errno));
 		return -1;
@@ -293,10 +341,14 @@ conf_snapshot(struct conf **conf_r, char *err, size_t errlen)
 	if ((mfd = memfd_create("postino.conf", MFD_CLOEXEC |
 	    MFD_ALLOW_SEALING)) == -1)
 		fatal("memfd_create");
-	while ((n = read(in, buf, sizeof(buf))) > 0)
+	/* Bounded: the parser refuses a file over its limit anyway. */
+	while (total <= CONF_FILE_MAX &&
+	    (n = read(in, buf, sizeof(buf))) > 0) {
 		if (write(mfd, buf, (size_t)n) != n)
 			fatal("memfd write");
-	if (n == -1) {
+		total += (size_t)n;
+	}
+	if (total <= CONF_FILE_MAX && n == -1) {
 		snprintf(err, errlen, "%s: cannot read: %s", pa.conf_path,
 		    strerror(errno));
 		close(in);
@@ -307,7 +359,7 @@ conf_snapshot(struct conf **conf_r, char *err, size_t errlen)
 	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
 	    F_SEAL_WRITE | F_SEAL_SEAL) == -1)
 		fatal("memfd seal");
-	if (conf_load_fd(mfd, pa.conf_path, conf_r, err, errlen) == -1) {
+	if (conf_load_fd(mfd, real, conf_r, err, errlen) == -1) {
 		close(mfd);
 		return -1;
 	}
@@ -345,9 +397,14 @@ start_role(const char *role, int peer, int parent, bool with_listeners)
 		fatal("fork");
 	if (pid != 0)
 		return pid;
-	/* The parent's signal handling is its own. */
+	/*
+	 * The parent's signal handling is its own.  SIGHUP is the parent's
+	 * alone: one sent to the whole group (pkill -HUP postino, a hangup
+	 * of the terminal) must not end a role and its sessions.
+	 */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGHUP, SIG_IGN);
 	hpeer = fd_high(peer);
 	hconf = fd_high(pa.conf_fd);
 	hparent = fd_high(parent);
@@ -364,15 +421,16 @@ start_role(const char *role, int peer, int parent, bool with_listeners)
 	}
 	closefrom(ROLE_FD_LISTEN + (int)n);
 	if (n > 0)
-		execl("/proc/self/exe", "postino", "-c", pa.conf_path, "-R",
+		execl("/proc/self/exe", "postino", "-c", pa.conf->path, "-R",
 		    role, "-L", listen, (char *)NULL);
 	else
-		execl("/proc/self/exe", "postino", "-c", pa.conf_path, "-R",
+		execl("/proc/self/exe", "postino", "-c", pa.conf->path, "-R",
 		    role, (char *)NULL);
 	fatal("exec %s role", role);
 }
 
 static void	role_dispatch(struct ipc *, struct ipc_msg *, void *);
+static void	reload_role_done(int);
 
 static void
 start_roles(void)
@@ -391,6 +449,8 @@ start_roles(void)
 	close(ps[1]);
 	pa.net_ch = ipc_new(pa.base, pn[0], "net", role_dispatch, NULL);
 	pa.store_ch = ipc_new(pa.base, ps[0], "store", role_dispatch, NULL);
+	ipc_set_untrusted(pa.net_ch);
+	ipc_set_untrusted(pa.store_ch);
 	pa.started = time(NULL);
 	log_info("parent event=roles-started net=%d store=%d", (int)pa.net,
 	    (int)pa.store);
@@ -425,6 +485,9 @@ stop_roles(int sig)
 		}
 	ipc_free(&pa.net_ch);
 	ipc_free(&pa.store_ch);
+	/* Whatever reload waited is on the text they start with next. */
+	pa.reload.asked = false;
+	reload_role_done(ROLE_NET | ROLE_STORE);
 }
 
 /*
@@ -485,20 +548,44 @@ answer_ask(bool ok, const char *text)
 	    &o);
 }
 
-/* Both roles answered (or died, and start again on the new text). */
-static void
-reload_settled(const char *how)
+static const char *
+role_names(int roles)
 {
-	char	text[128];
+	return roles == (ROLE_NET | ROLE_STORE) ? "net,store" :
+	    roles == ROLE_NET ? "net" : roles == ROLE_STORE ? "store" : "";
+}
+
+/*
+ * Both roles answered, or died (they start again on the new text), or
+ * the wait ran out (late: the roles still waited for).
+ */
+static void
+reload_settled(int late)
+{
+	char			text[160];
+	unsigned long long	gen = pa.reload.gen;
 
 	event_del(pa.reload.timer);
 	pa.reload.waiting = 0;
-	snprintf(text, sizeof(text), "configuration %llu applied%s",
-	    (unsigned long long)pa.reload.gen, how);
-	log_info("parent event=reloaded generation=%llu%s",
-	    (unsigned long long)pa.reload.gen,
-	    how[0] != '\0' ? " late=yes" : "");
-	answer_ask(true, text);
+	if (late) {
+		log_warn("parent event=reload-slow generation=%llu waiting=%s",
+		    gen, role_names(late));
+		snprintf(text, sizeof(text), "configuration %llu sent, but %s "
+		    "did not confirm it within %d s", gen, role_names(late),
+		    RELOAD_WAIT);
+		answer_ask(false, text);
+	} else if (pa.reload.failed) {
+		log_err("parent event=reload-failed generation=%llu role=%s",
+		    gen, role_names(pa.reload.failed));
+		snprintf(text, sizeof(text), "configuration %llu: %s could "
+		    "not apply it (its log says why)", gen,
+		    role_names(pa.reload.failed));
+		answer_ask(false, text);
+	} else {
+		log_info("parent event=reloaded generation=%llu", gen);
+		snprintf(text, sizeof(text), "configuration %llu applied", gen);
+		answer_ask(true, text);
+	}
 }
 
 static void
@@ -508,17 +595,13 @@ reload_role_done(int role)
 		return;
 	pa.reload.waiting &= ~role;
 	if (pa.reload.waiting == 0)
-		reload_settled("");
+		reload_settled(0);
 }
 
 static void
 reload_timeout(evutil_socket_t fd, short ev, void *arg)
 {
-	log_warn("parent event=reload-slow generation=%llu waiting=%s%s",
-	    (unsigned long long)pa.reload.gen,
-	    pa.reload.waiting & ROLE_NET ? "net," : "",
-	    pa.reload.waiting & ROLE_STORE ? "store" : "");
-	reload_settled(" (a role did not answer in time)");
+	reload_settled(pa.reload.waiting);
 }
 
 /* The certificate and key for net, which cannot open them itself. */
@@ -528,13 +611,9 @@ open_tls(const struct conf *conf, int *cfd, int *kfd, char *err,
 {
 	SSL_CTX	*ctx;
 
-	*kfd = -1;
-	if ((*cfd = open(conf->tls.cert, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    (*kfd = open(conf->tls.key, O_RDONLY | O_CLOEXEC)) == -1) {
-		snprintf(err, errlen, "[tls] %s: %s", *cfd == -1 ?
-		    conf->tls.cert : conf->tls.key, strerror(errno));
-		goto fail;
-	}
+	if (tls_open(conf->tls.cert, conf->tls.key, cfd, kfd, err, errlen)
+	    == -1)
+		return -1;
 	/* Checked here, so that a bad pair is refused with the rest. */
 	if ((ctx = tls_server_ctx_fd(*cfd, *kfd, conf->tls.cert,
 	    conf->tls.key, err, errlen)) == NULL)
@@ -574,6 +653,7 @@ send_reload(int cfd, int kfd)
 		ipc_send(pa.net_ch, IMSG_PARENT_TLS, 0, kfd, &o);
 		ipc_out_init(&o);
 		ipc_put_u64(&o, pa.generation);
+		ipc_put_str(&o, pa.conf->path);
 		send_fd(pa.net_ch, IMSG_PARENT_RELOAD, pa.conf_fd, &o);
 		pa.reload.waiting |= ROLE_NET;
 	} else {
@@ -583,6 +663,7 @@ send_reload(int cfd, int kfd)
 	if (pa.store_ch != NULL) {
 		ipc_out_init(&o);
 		ipc_put_u64(&o, pa.generation);
+		ipc_put_str(&o, pa.conf->path);
 		send_fd(pa.store_ch, IMSG_PARENT_RELOAD, pa.conf_fd, &o);
 		pa.reload.waiting |= ROLE_STORE;
 	}
@@ -620,6 +701,9 @@ reload(char *err, size_t errlen)
 	for (i = 0; i < pa.nsocks; i++)
 		if (pa.socks[i].fd != -1)
 			close(pa.socks[i].fd);
+	/* A kept socket takes a changed backlog (Linux allows it). */
+	for (i = 0; i < nsocks; i++)
+		(void)listen(socks[i].fd, (int)nc->smtp.backlog);
 	memcpy(pa.socks, socks, nsocks * sizeof(socks[0]));
 	pa.nsocks = nsocks;
 	close(pa.conf_fd);
@@ -630,10 +714,10 @@ reload(char *err, size_t errlen)
 	pa.generation++;
 	log_listeners(nc, "listen");
 	pa.reload.gen = pa.generation;
-	pa.reload.waiting = 0;
+	pa.reload.waiting = pa.reload.failed = 0;
 	send_reload(cfd, kfd);
 	if (pa.reload.waiting == 0)
-		reload_settled(" (no role running: they start on it)");
+		reload_settled(0);	/* no role running: they start on it */
 	else {
 		struct timeval tv = { RELOAD_WAIT, 0 };
 
@@ -663,39 +747,57 @@ do_reload(const char *by, bool asked, uint64_t ask_id)
 	answer_ask(false, err);
 }
 
-/* Only the two messages a role may send the parent. */
+/*
+ * A role's channel has ended, or the role sent what it may not: the
+ * parent trusts no role (net faces the network), so the role is killed
+ * and starts again, instead of the parent dying of a bad packet.  A
+ * reload request of a store that goes is never answered: a new store's
+ * requests must not get its answer.
+ */
+static void
+role_lost(int role)
+{
+	pid_t	pid = role == ROLE_STORE ? pa.store : pa.net;
+
+	ipc_free(role == ROLE_STORE ? &pa.store_ch : &pa.net_ch);
+	if (role == ROLE_STORE)
+		pa.reload.asked = false;
+	if (pid > 0)
+		kill(pid, SIGKILL);
+	reload_role_done(role);
+}
+
+/* Only the two messages a role may send the parent, checked whole
+ * before they are read. */
 static void
 role_dispatch(struct ipc *ch, struct ipc_msg *m, void *arg)
 {
-	bool	is_store = ch == pa.store_ch;
-	int	role = is_store ? ROLE_STORE : ROLE_NET;
+	int		 role = ch == pa.store_ch ? ROLE_STORE : ROLE_NET;
+	uint64_t	 gen;
 
 	if (m == NULL) {
-		/* The role is exiting; SIGCHLD says the rest. */
-		ipc_free(is_store ? &pa.store_ch : &pa.net_ch);
-		reload_role_done(role);
+		role_lost(role);
 		return;
 	}
-	if (m->fd != -1)
-		close(m->fd);
-	switch (m->type) {
-	case IMSG_PARENT_RELOADED: {
-		uint64_t gen = ipc_get_u64(m);
-
+	if (m->fd == -1 && m->type == IMSG_PARENT_RELOADED && m->len == 12) {
+		gen = ipc_get_u64(m);
+		if (ipc_get_u32(m) == 0 && gen == pa.reload.gen)
+			pa.reload.failed |= role;
 		ipc_end(m);
 		if (gen == pa.reload.gen)
 			reload_role_done(role);
-		break;
+		return;
 	}
-	case IMSG_PARENT_RELOAD_ASK:
-		ipc_end(m);
-		if (is_store)
-			do_reload("control", true, m->id);
-		break;
-	default:
-		log_warn("parent event=unexpected-message type=%u from=%s",
-		    m->type, is_store ? "store" : "net");
+	if (m->fd == -1 && m->type == IMSG_PARENT_RELOAD_ASK && m->len == 0 &&
+	    role == ROLE_STORE) {
+		do_reload("control", true, m->id);
+		return;
 	}
+	log_err("parent event=bad-message role=%s type=%u length=%zu",
+	    role_names(role), m->type, m->len);
+	if (m->fd != -1)
+		close(m->fd);
+	role_lost(role);
 }
 
 static const char *

@@ -134,12 +134,15 @@ enum imsg_type {
 	IMSG_PARENT_TLS,
 	/*
 	 * parent -> role: the new configuration's text (fd, checked by the
-	 * parent): u64 generation.  net applies it with the listeners and
-	 * the certificate sent before it; each role answers
+	 * parent): u64 generation, str the file's name (for messages and
+	 * relative paths).  net applies it with the listeners and the
+	 * certificate sent before it; each role answers
 	 * IMSG_PARENT_RELOADED with the same generation.
 	 */
 	IMSG_PARENT_RELOAD,
-	/* role -> parent: u64 generation applied */
+	/* role -> parent: u64 generation, u32 1 applied or 0 some of it
+	 * could not be (the role's log says what); the parent checks the
+	 * length and trusts nothing else of it */
 	IMSG_PARENT_RELOADED,
 	/* store -> parent: reload, asked through the control socket
 	 * (postino-admin reload); id names the request */

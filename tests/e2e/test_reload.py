@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 
-from conftest import DEMO, DOMAIN, SENDER, SMTPConn, free_port, unverified_context
+from conftest import ADMIN, DEMO, DOMAIN, SENDER, SMTPConn, free_port, unverified_context
 
 MSG = b"From: <sender@example.org>\r\nTo: <demo@example.test>\r\nSubject: reload\r\n\r\nbody\r\n"
 
@@ -223,7 +223,6 @@ def test_renewed_certificate_is_served_to_new_sessions(make_server):
     assert r.returncode == 0, r.stderr
     assert peer_cert(p) == der
     assert peer_cert(p, implicit=True) == der
-    assert old.sock.getpeercert(binary_form=True) == before
     old.ehlo()
     old.send_message(MSG)
     old.close()
@@ -395,3 +394,173 @@ def test_a_burst_of_sighups_leaves_one_working_server(make_server):
     while fd_counts(p) != fds and time.monotonic() < deadline:
         time.sleep(0.05)
     assert fd_counts(p) == fds
+
+
+def tls_session(p, ctx, session=None):
+    """An implicit-TLS session on submissions: (reused?, its session)."""
+    raw = socket.create_connection(("127.0.0.1", p.subs_port), timeout=10)
+    s = ctx.wrap_socket(raw, session=session)
+    c = SMTPConn(s)
+    assert c.reply().code == 220       # a TLS 1.3 ticket comes with it
+    assert c.cmd("QUIT").code == 221
+    reused, sess = s.session_reused, s.session
+    c.close()
+    return reused, sess
+
+
+def test_an_unchanged_certificate_keeps_tls_sessions_resumable(make_server):
+    p = make_server()
+    ctx = unverified_context()
+    _, sess = tls_session(p, ctx)
+    assert tls_session(p, ctx, sess)[0]
+    p.smtp["max_recipients"] = "7"
+    p.write_config()
+    assert reload_admin(p).returncode == 0
+    assert tls_session(p, ctx, sess)[0], "a reload that kept the certificate dropped the session cache"
+    cert, key, _ = new_cert(p, "renewed.example.test")
+    p.extra_config = "[tls]\ncert = %s\nkey = %s" % (cert, key)
+    p.write_config()
+    assert reload_admin(p).returncode == 0
+    assert p.log_has("net event=tls-reloaded cert=%s" % cert)
+    assert not tls_session(p, ctx, sess)[0]
+
+
+def test_a_sighup_to_the_whole_group_reloads_and_drops_nothing(make_server):
+    p = make_server(smtp={"max_recipients": 1})
+    make_aliases(p, 2)
+    c = start_transaction(p)
+    set_key(p, "max_recipients", 2)
+    before = generation(p)
+    os.killpg(p.proc.pid, signal.SIGHUP)     # pkill -HUP postino, a hangup
+    wait_reloaded(p, before)
+    assert "role-died" not in p.read_log()
+    assert [r.code for r in rcpts(c, 1)] == [250]
+    assert c.cmd("DATA").code == 354
+    c.send(MSG + b".\r\n")
+    assert c.reply().code == 250
+    c.close()
+
+
+def test_a_reloaded_intrusion_bypass_is_used(make_server):
+    p = make_server(intrusion={"bypass": "127.0.0.1", "max_connections_per_minute": "2"})
+    with open(p.conf) as f:
+        text = f.read()
+    with open(p.conf, "w") as f:
+        f.write(text.replace("bypass = 127.0.0.1", "bypass = 127.0.0.1, 127.0.0.77"))
+    assert reload_admin(p).returncode == 0
+    for _ in range(4):
+        c = p.connect(source="127.0.0.77")
+        c.cmd("QUIT")
+        c.close()
+    assert "address=[127.0.0.77] reason" not in p.read_log()
+    assert "intrusion event=block" not in p.read_log()
+
+
+def test_reload_follows_a_switched_symbolic_link(make_server):
+    p = make_server(smtp={"max_recipients": 1})
+    make_aliases(p, 3)
+    with open(p.conf) as f:
+        text = f.read()
+    v2 = os.path.join(p.dir, "v2.conf")
+    with open(v2, "w") as f:
+        f.write(text.replace("max_recipients = 1", "max_recipients = 3"))
+    # The server was started on p.conf: make that path a link to v2.
+    os.rename(p.conf, os.path.join(p.dir, "v1.conf"))
+    os.symlink(v2, p.conf)
+    assert reload_admin(p).returncode == 0
+    c = start_transaction(p)
+    assert [r.code for r in rcpts(c, 3)] == [250, 250, 250]
+    c.close()
+
+
+def test_a_role_restarts_without_the_file(make_server):
+    """A role parses the parent's copy: with the file moved away (a
+    deploy replacing it), net killed and restarted still serves."""
+    p = make_server()
+    os.rename(p.conf, p.conf + ".away")
+    try:
+        net = p.pids()["net"]
+        os.kill(net, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while p.pids().get("net") in (None, net):
+            assert time.monotonic() < deadline, p.read_log()
+            time.sleep(0.1)
+        p.wait_ready()
+        c = p.connect()
+        c.ehlo()
+        c.send_message(MSG)
+        c.close()
+        assert "exit-1" not in p.read_log()
+    finally:
+        os.rename(p.conf + ".away", p.conf)
+
+
+def pidfd_getfd(pid, fd):
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        n = libc.syscall(438, pidfd, fd, 0)     # SYS_pidfd_getfd
+        assert n >= 0, os.strerror(ctypes.get_errno())
+        return n
+    finally:
+        os.close(pidfd)
+
+
+def test_a_malformed_packet_from_a_role_restarts_it_not_the_server(make_server):
+    """The parent is root: a broken or hostile net must not stop it.  A
+    4-octet packet on net's channel to the parent (its descriptor 5)."""
+    p = make_server()
+    parent, net = p.pids()["parent"], p.pids()["net"]
+    fd = pidfd_getfd(net, 5)
+    s = socket.socket(fileno=fd)
+    s.send(b"\0\0\0\0")
+    s.close()
+    assert p.log_has("parent event=bad-message role=net") or \
+        p.log_has("ipc event=malformed peer=net")
+    deadline = time.monotonic() + 30
+    while p.pids().get("net") in (None, net):
+        assert time.monotonic() < deadline, p.read_log()
+        time.sleep(0.1)
+    p.wait_ready()
+    assert p.running() and p.pids()["parent"] == parent
+    c = p.connect()
+    c.ehlo()
+    c.send_message(MSG)
+    c.close()
+
+
+def test_an_answer_meant_for_a_dead_store_goes_to_nobody(make_server):
+    """A reload asked through a store that then dies is never answered
+    to the next store's request (which gets its own outcome)."""
+    p = make_server()
+    pids = p.pids()
+    os.kill(pids["net"], signal.SIGSTOP)       # net will not confirm
+    try:
+        slow = subprocess.Popen([ADMIN, "-c", p.conf, "reload"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert p.log_has("parent event=reload by=control")
+        os.kill(pids["store"], signal.SIGKILL)
+        out, err = slow.communicate(timeout=30)
+        assert slow.returncode == 1, (out, err)
+    finally:
+        try:
+            os.kill(pids["net"], signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 30
+    while p.pids().get("store") in (None, pids["store"]):
+        assert time.monotonic() < deadline, p.read_log()
+        time.sleep(0.1)
+    p.wait_ready()
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        with open(p.conf, "a") as f:
+            f.write("[listener taken]\nlisten = 127.0.0.1:%d\nprofile = mx\n"
+                    % busy.getsockname()[1])
+        r = reload_admin(p)
+        assert r.returncode == 1 and "Address already in use" in r.stderr, r
+    finally:
+        busy.close()

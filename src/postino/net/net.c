@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
@@ -24,6 +25,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "client.h"
 #include "compat.h"
@@ -445,42 +449,111 @@ pending_drop(void)
 	lst.nnext = lst.ntls = 0;
 }
 
-/* The new configuration's certificate: on failure the old one stays. */
+/*
+ * The certificate and key files' bytes, hashed: a reload that leaves
+ * both as they were keeps the context, and with it the TLS session
+ * cache and ticket keys (a client could not resume after every reload).
+ */
+static unsigned char	tls_md[SHA256_DIGEST_LENGTH];
+
 static void
-reload_tls(const struct conf *nc)
+tls_digest(int cfd, int kfd, unsigned char *md)
+{
+	EVP_MD_CTX	*ctx;
+	char		 buf[8192];
+	int		 fds[2] = { cfd, kfd };
+	ssize_t		 n;
+	off_t		 off;
+	size_t		 i;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		fatalx("net: sha256");
+	for (i = 0; i < 2; i++) {
+		for (off = 0; off < CONF_FILE_MAX * 16 &&
+		    (n = pread(fds[i], buf, sizeof(buf), off)) > 0; off += n)
+			EVP_DigestUpdate(ctx, buf, (size_t)n);
+		EVP_DigestUpdate(ctx, "\n--\n", 4);
+	}
+	EVP_DigestFinal_ex(ctx, md, NULL);
+	EVP_MD_CTX_free(ctx);
+}
+
+/* A context from the files, remembering what they held. */
+static SSL_CTX *
+tls_load(int cfd, int kfd, const char *cert, const char *key, char *err,
+    size_t errlen)
 {
 	SSL_CTX	*ctx;
-	char	 err[512], esc[sizeof(err) * 4];
+
+	if ((ctx = tls_server_ctx_fd(cfd, kfd, cert, key, err, errlen)) !=
+	    NULL)
+		tls_digest(cfd, kfd, tls_md);
+	return ctx;
+}
+
+/* The new configuration's certificate: false (and the old one stays)
+ * when it cannot be loaded. */
+static bool
+reload_tls(const struct conf *nc)
+{
+	SSL_CTX		*ctx;
+	unsigned char	 md[SHA256_DIGEST_LENGTH];
+	char		 err[512], esc[sizeof(err) * 4];
 
 	if (lst.ntls != 2)
-		return;
-	ctx = tls_server_ctx_fd(lst.tls[0], lst.tls[1], nc->tls.cert,
-	    nc->tls.key, err, sizeof(err));
+		return false;
+	tls_digest(lst.tls[0], lst.tls[1], md);
+	if (net.ssl_ctx != NULL && memcmp(md, tls_md, sizeof(md)) == 0)
+		return true;
+	ctx = tls_load(lst.tls[0], lst.tls[1], nc->tls.cert, nc->tls.key, err,
+	    sizeof(err));
 	if (ctx == NULL) {
 		log_warn("net event=tls-unchanged error=\"%s\"",
 		    log_escape_quoted(err, strlen(err), esc, sizeof(esc)));
-		return;
+		return false;
 	}
 	/* A TLS session already made keeps its own reference. */
 	SSL_CTX_free(net.ssl_ctx);
 	net.ssl_ctx = ctx;
+	log_info("net event=tls-reloaded cert=%s", nc->tls.cert);
+	return true;
 }
 
-static void
-reload(int fd, uint64_t gen)
+/* At start, from the files themselves (before the chroot). */
+static SSL_CTX *
+tls_start(const struct conf *conf, char *err, size_t errlen)
+{
+	SSL_CTX	*ctx;
+	int	 cfd, kfd;
+
+	if (tls_open(conf->tls.cert, conf->tls.key, &cfd, &kfd, err, errlen)
+	    == -1)
+		return NULL;
+	ctx = tls_load(cfd, kfd, conf->tls.cert, conf->tls.key, err, errlen);
+	close(cfd);
+	close(kfd);
+	return ctx;
+}
+
+/* Apply the parent's new configuration, named path; false when some
+ * of it could not be (the log says what). */
+static bool
+reload(int fd, const char *path, uint64_t gen)
 {
 	struct conf	*nc;
 	const struct conf *old = net.conf;
 	char		 err[1024], esc[sizeof(err) * 4];
+	bool		 ok;
 
-	if (conf_load_fd(fd, net.conf->path, &nc, err, sizeof(err)) == -1) {
+	if (conf_load_fd(fd, path, &nc, err, sizeof(err)) == -1) {
 		/* The parent checked this very text: should not happen. */
 		log_err("net event=reload-failed error=\"%s\"",
 		    log_escape_quoted(err, strlen(err), esc, sizeof(esc)));
 		pending_drop();
-		return;
+		return false;
 	}
-	reload_tls(nc);
+	ok = reload_tls(nc);
 	listeners_close();
 	listeners_open(nc, lst.next, lst.nnext);
 	lst.nnext = 0;
@@ -491,14 +564,17 @@ reload(int fd, uint64_t gen)
 	log_init("net", (int)nc->log_level);
 	log_info("net event=reload generation=%llu listeners=%zu",
 	    (unsigned long long)gen, lst.n);
+	return ok;
 }
 
 static void
 parent_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 {
-	struct ipc_out	o;
-	uint64_t	gen;
-	uint32_t	idx;
+	struct ipc_out	 o;
+	const char	*path;
+	uint64_t	 gen;
+	uint32_t	 idx;
+	bool		 ok;
 
 	if (m == NULL) {
 		log_info("net event=exit reason=\"parent has gone\"");
@@ -521,13 +597,15 @@ parent_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 		break;
 	case IMSG_PARENT_RELOAD:
 		gen = ipc_get_u64(m);
-		ipc_end(m);
-		if (m->fd == -1)
+		path = ipc_get_str(m);
+		if (m->fd == -1 || path == NULL)
 			fatalx("net: reload without a configuration");
-		reload(m->fd, gen);
+		ok = reload(m->fd, path, gen);
+		ipc_end(m);
 		close(m->fd);
 		ipc_out_init(&o);
 		ipc_put_u64(&o, gen);
+		ipc_put_u32(&o, ok);
 		ipc_send(c, IMSG_PARENT_RELOADED, 0, -1, &o);
 		break;
 	default:
@@ -607,14 +685,13 @@ on_signal(evutil_socket_t sig, short ev, void *arg)
 void
 net_main(struct conf *conf, struct role_listen *ls, size_t nls)
 {
-	char		 err[512], chroot_dir[PATH_MAX];
+	char		 err[PATH_MAX + 512], chroot_dir[PATH_MAX];
 	struct event	*sigterm, *sigint;
 
 	net.conf = conf;
 	signal(SIGPIPE, SIG_IGN);
 	tzset();
-	net.ssl_ctx = tls_server_ctx(conf->tls.cert, conf->tls.key, err,
-	    sizeof(err));
+	net.ssl_ctx = tls_start(conf, err, sizeof(err));
 	if (net.ssl_ctx == NULL)
 		log_warn("net event=tls-unavailable error=\"%s\"", err);
 	if ((size_t)snprintf(chroot_dir, sizeof(chroot_dir), "%s/" CHROOT_DIR,

@@ -439,12 +439,28 @@ policy_resolving(const struct policy *p)
 
 /* --- the engine ------------------------------------------------------ */
 
+/* [intrusion] bypass, from conf (at start and on reload). */
+static void
+never_blocked_build(struct policy *p, const struct conf *conf)
+{
+	char	esc[1024];
+	size_t	i;
+
+	iptable_clear(&p->never_blocked);
+	for (i = 0; i < conf->intrusion.bypass.n; i++)
+		if (iptable_add_entry(&p->never_blocked,
+		    conf->intrusion.bypass.v[i]) == -1)
+			log_warn("policy event=bad-entry key=bypass entry=\"%s\"",
+			    log_escape_quoted(conf->intrusion.bypass.v[i],
+			    strlen(conf->intrusion.bypass.v[i]), esc,
+			    sizeof(esc)));
+	iptable_build(&p->never_blocked);
+}
+
 struct policy *
 policy_new(const struct conf *conf, struct db *db)
 {
 	struct policy	*p = xcalloc(1, sizeof(*p));
-	char		 esc[1024];
-	size_t		 i;
 
 	p->conf = conf;
 	p->db = db;
@@ -454,14 +470,7 @@ policy_new(const struct conf *conf, struct db *db)
 	iptable_init(&p->local_sender.ips);
 	iptable_init(&p->auth_mismatch.ips);
 	iptable_init(&p->never_blocked);
-	for (i = 0; i < conf->intrusion.bypass.n; i++)
-		if (iptable_add_entry(&p->never_blocked,
-		    conf->intrusion.bypass.v[i]) == -1)
-			log_warn("policy event=bad-entry key=bypass entry=\"%s\"",
-			    log_escape_quoted(conf->intrusion.bypass.v[i],
-			    strlen(conf->intrusion.bypass.v[i]), esc,
-			    sizeof(esc)));
-	iptable_build(&p->never_blocked);
+	never_blocked_build(p, conf);
 	return p;
 }
 
@@ -475,6 +484,7 @@ void
 policy_reconf(struct policy *p, const struct conf *conf)
 {
 	p->conf = conf;
+	never_blocked_build(p, conf);
 }
 
 int

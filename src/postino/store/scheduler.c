@@ -1105,28 +1105,42 @@ recover(struct sched *s)
 	log_info("queue event=scheduled now=%u later=%u", now_n, later);
 }
 
-/* The smart host's password: read once, by store, from its own file. */
-static void
-read_password(struct sched *s)
+/*
+ * The smart host's password, read by store from its own file (at start
+ * and on each reload, with the user it goes with).  -1 when the file
+ * cannot be read: the password stays as it was.
+ */
+static int
+read_password(struct sched *s, const struct conf *conf)
 {
-	const char	*path = s->conf->delivery.smarthost_password_file;
+	const char	*path = conf->delivery.smarthost_password_file;
+	char		 pass[sizeof(s->auth_pass)] = "";
 	FILE		*f;
-	size_t		 n;
 
-	if (path[0] == '\0')
-		return;
-	if ((f = fopen(path, "re")) == NULL)
-		fatal("smarthost_password_file %s", path);
-	if (fgets(s->auth_pass, sizeof(s->auth_pass), f) == NULL)
-		s->auth_pass[0] = '\0';
-	fclose(f);
-	n = strcspn(s->auth_pass, "\r\n");
-	s->auth_pass[n] = '\0';
+	if (path[0] != '\0') {
+		if ((f = fopen(path, "re")) == NULL)
+			return -1;
+		if (fgets(pass, sizeof(pass), f) == NULL)
+			pass[0] = '\0';
+		fclose(f);
+		pass[strcspn(pass, "\r\n")] = '\0';
+	}
+	strlcpy(s->auth_pass, pass, sizeof(s->auth_pass));
+	explicit_bzero(pass, sizeof(pass));
+	return 0;
 }
 
-void
+bool
 sched_reconf(struct sched *s, const struct conf *conf)
 {
+	bool	ok = true;
+
+	if (read_password(s, conf) == -1) {
+		log_err("queue event=reload-failed key=smarthost_password_file "
+		    "file=%s error=\"%s\"", conf->delivery.smarthost_password_file,
+		    strerror(errno));
+		ok = false;
+	}
 	s->conf = conf;
 	/*
 	 * Messages in an attempt at once.  An attempt holds its spool file
@@ -1139,6 +1153,7 @@ sched_reconf(struct sched *s, const struct conf *conf)
 		s->attempts_max = conf->delivery.max_outgoing;
 	if (s->attempts_max > ATTEMPTS_MAX)
 		s->attempts_max = ATTEMPTS_MAX;
+	return ok;
 }
 
 struct sched *
@@ -1155,7 +1170,9 @@ sched_new(struct event_base *base, struct pool *pool, const struct conf *conf,
 	s->net = net;
 	s->ready_tail = &s->ready;
 	s->waiting_tail = &s->waiting;
-	sched_reconf(s, conf);
+	if (!sched_reconf(s, conf))
+		fatal("smarthost_password_file %s",
+		    conf->delivery.smarthost_password_file);
 	strlcpy(s->hostname, conf->hostname, sizeof(s->hostname));
 	for (p = s->hostname; *p != '\0'; p++)	/* Maildir name rules */
 		if (*p == '/' || *p == ':' || *p == ',')
@@ -1163,7 +1180,6 @@ sched_new(struct event_base *base, struct pool *pool, const struct conf *conf,
 	if (fsio_mkdirs(DIR_DEFERRED, 0700) == -1 ||
 	    fsio_mkdirs(DIR_HOLD, 0700) == -1)
 		fatal("cannot make the spool directories");
-	read_password(s);
 	recover(s);
 	return s;
 }

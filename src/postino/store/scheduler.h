@@ -12,6 +12,7 @@
 #ifndef STORE_SCHEDULER_H
 #define STORE_SCHEDULER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct conf;
@@ -34,7 +35,7 @@ struct sched	*sched_new(struct event_base *, struct pool *,
 		    struct db *);
 /* [delivery] of a reloaded configuration, for the attempts from now on
  * (the Maildir file names keep the hostname of the start). */
-void		 sched_reconf(struct sched *, const struct conf *);
+bool		 sched_reconf(struct sched *, const struct conf *);
 
 /* A message has just been committed: deliver it now. */
 void		 sched_add(struct sched *, const char *qid);

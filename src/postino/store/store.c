@@ -499,22 +499,23 @@ conf_retire(evutil_socket_t fd, short ev, void *arg)
 
 /* The parent's new configuration (checked there): for the sessions
  * from now on; a session in flight finishes on its own. */
-static void
-reload(int fd, uint64_t gen)
+static bool
+reload(int fd, const char *path, uint64_t gen)
 {
 	struct timeval	 tv = { CONF_RETIRE_SECONDS, 0 };
 	struct conf	*nc;
 	char		 err[1024], esc[sizeof(err) * 4];
+	bool		 ok;
 
-	if (conf_load_fd(fd, st.conf->path, &nc, err, sizeof(err)) == -1) {
+	if (conf_load_fd(fd, path, &nc, err, sizeof(err)) == -1) {
 		log_err("store event=reload-failed error=\"%s\"",
 		    log_escape_quoted(err, strlen(err), esc, sizeof(esc)));
-		return;
+		return false;
 	}
 	policy_reconf(st.policy, nc);
 	intrusion_reconf(st.intrusion, nc);
 	antivirus_reconf(st.av, nc);
-	sched_reconf(st.sched, nc);
+	ok = sched_reconf(st.sched, nc);
 	pickup_reconf(nc);
 	auth_reconf(nc);
 	pop3_reconf(nc);
@@ -523,6 +524,7 @@ reload(int fd, uint64_t gen)
 	log_init("store", (int)nc->log_level);
 	log_info("store event=reload generation=%llu",
 	    (unsigned long long)gen);
+	return ok;
 }
 
 /* postino-admin reload, waiting for the parent's answer. */
@@ -541,7 +543,9 @@ reload_ask(control_answer_cb cb, void *arg)
 	struct reload_ask	*a = xcalloc(1, sizeof(*a));
 	struct ipc_out		 o;
 
-	a->id = ++next_id;
+	/* This store's pid in the high half: an answer the parent meant
+	 * for a store before a restart can never match. */
+	a->id = (uint64_t)getpid() << 32 | ++next_id;
 	a->cb = cb;
 	a->arg = arg;
 	a->next = asks;
@@ -577,8 +581,10 @@ reload_answered(struct ipc_msg *m)
 static void
 parent_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 {
-	struct ipc_out	o;
-	uint64_t	gen;
+	struct ipc_out	 o;
+	const char	*path;
+	uint64_t	 gen;
+	bool		 ok;
 
 	if (m == NULL) {
 		log_info("store event=exit reason=\"parent has gone\"");
@@ -587,13 +593,15 @@ parent_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 	switch (m->type) {
 	case IMSG_PARENT_RELOAD:
 		gen = ipc_get_u64(m);
-		ipc_end(m);
-		if (m->fd == -1)
+		path = ipc_get_str(m);
+		if (m->fd == -1 || path == NULL)
 			fatalx("store: reload without a configuration");
-		reload(m->fd, gen);
+		ok = reload(m->fd, path, gen);
+		ipc_end(m);
 		close(m->fd);
 		ipc_out_init(&o);
 		ipc_put_u64(&o, gen);
+		ipc_put_u32(&o, ok);
 		ipc_send(c, IMSG_PARENT_RELOADED, 0, -1, &o);
 		break;
 	case IMSG_PARENT_RELOAD_DONE:
