@@ -44,6 +44,7 @@ enum key_type {
 #define K_COMPUTED	0x01	/* default computed after parsing */
 #define K_REQUIRED	0x02	/* no default: the key must be given */
 #define K_HOSTPORT	0x04	/* list items are ADDR[:PORT] (numeric) */
+#define K_ADDRPORT	0x08	/* a string: empty, or one numeric ADDR:PORT */
 
 struct conf_key {
 	const char		*section;	/* NULL: top level */
@@ -300,8 +301,11 @@ static const struct conf_key keys[] = {
 	{ "store", "dsn", KT_STRING, "", S(0), C(store.dsn), 0,
 	    "PostgreSQL connection string (driver = postgres)." },
 
-	{ "metrics", "listen", KT_STRING, "", S(0), C(metrics.listen), 0,
-	    "ADDR:PORT of the Prometheus endpoint; empty = off (R7.5)." },
+	{ "metrics", "listen", KT_STRING, "", S(0), C(metrics.listen),
+	    K_ADDRPORT, "ADDR:PORT of the Prometheus text endpoint, "
+	    "GET /metrics over HTTP, without authentication: keep it on "
+	    "loopback or a management network; empty = off (R7.5, "
+	    "docs/metrics.md)." },
 };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -340,6 +344,8 @@ static int	set_list(struct parser *, const struct conf_key *,
 		    const char *, void *);
 static int	set_listen(struct parser *, const struct conf_key *,
 		    const char *, void *);
+static const char *addr_port(const char *, struct sockaddr_storage *,
+		    socklen_t *);
 static void	dump_string(const struct conf_key *, const void *, FILE *);
 static void	dump_uint(const struct conf_key *, const void *, FILE *);
 static void	dump_size(const struct conf_key *, const void *, FILE *);
@@ -518,6 +524,16 @@ set_string(struct parser *p, const struct conf_key *k, const char *v,
 	if (copy(f, k->size, v) == -1)
 		return kerr(p, k, "'%s' is %zu characters long, expected at "
 		    "most %zu", esc(v, e, sizeof(e)), strlen(v), k->size - 1);
+	if ((k->flags & K_ADDRPORT) && *v != '\0') {
+		struct sockaddr_storage	ss;
+		socklen_t		len;
+		const char		*why = addr_port(v, &ss, &len);
+
+		if (why != NULL)
+			return kerr(p, k, "'%s' %s, expected ADDR:PORT such as "
+			    "127.0.0.1:9325 or [::1]:9325", esc(v, e,
+			    sizeof(e)), why);
+	}
 	return 0;
 }
 
@@ -836,30 +852,52 @@ set_list(struct parser *p, const struct conf_key *k, const char *v, void *f)
 	return 0;
 }
 
+/*
+ * One numeric "ADDR:PORT" or "[ADDR]:PORT" (item is not changed) into
+ * *ss; NULL, or what is wrong for an error message.
+ */
+static const char *
+addr_port(const char *item, struct sockaddr_storage *ss, socklen_t *len_r)
+{
+	struct addrinfo	*res;
+	char		 buf[LINE_MAX_LEN], *host, *port;
+
+	copy(buf, sizeof(buf), item);
+	if (split_hostport(buf, &host, &port) == -1 || port == NULL)
+		return "has no port";
+	if (!port_valid(port))
+		return "has a bad port, expected a port from 1 to 65535";
+	if (numeric_addr(host, port, &res) == -1)
+		return "is not a numeric address";
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len_r = res->ai_addrlen;
+	freeaddrinfo(res);
+	return NULL;
+}
+
+int
+conf_addr_parse(const char *text, struct sockaddr_storage *ss,
+    socklen_t *len_r)
+{
+	return addr_port(text, ss, len_r) == NULL ? 0 : -1;
+}
+
 static int
 listen_item(struct parser *p, const struct conf_key *k, const char *item,
     struct conf_listener *l)
 {
-	struct addrinfo	*res;
-	char		 buf[LINE_MAX_LEN], e[64], *host, *port;
+	const char	*why;
+	char		 e[64];
 
-	copy(buf, sizeof(buf), item);
 	esc(item, e, sizeof(e));
 	if (l->naddrs == CONF_LISTEN_MAX)
 		return kerr(p, k, "more than %d addresses, expected at most %d",
 		    CONF_LISTEN_MAX, CONF_LISTEN_MAX);
-	if (split_hostport(buf, &host, &port) == -1 || port == NULL)
-		return kerr(p, k, "'%s' has no port, expected ADDR:PORT such "
-		    "as 0.0.0.0:25 or [::1]:25", e);
-	if (!port_valid(port))
-		return kerr(p, k, "'%s' has a bad port, expected a port from "
-		    "1 to 65535", e);
-	if (numeric_addr(host, port, &res) == -1)
-		return kerr(p, k, "'%s' is not a numeric address, expected "
-		    "ADDR:PORT such as 0.0.0.0:25 or [::1]:25", e);
-	memcpy(&l->addrs[l->naddrs], res->ai_addr, res->ai_addrlen);
-	l->addrlens[l->naddrs++] = res->ai_addrlen;
-	freeaddrinfo(res);
+	if ((why = addr_port(item, &l->addrs[l->naddrs],
+	    &l->addrlens[l->naddrs])) != NULL)
+		return kerr(p, k, "'%s' %s, expected ADDR:PORT such as "
+		    "0.0.0.0:25 or [::1]:25", e, why);
+	l->naddrs++;
 	return 0;
 }
 

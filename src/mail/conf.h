@@ -202,6 +202,13 @@ void	conf_free(struct conf **conf);
 const struct conf	*conf_ref(const struct conf *);
 void			 conf_unref(const struct conf **);
 
+/*
+ * A numeric "ADDR:PORT" or "[ADDR]:PORT", as the parser accepts it for
+ * a listen key, into *ss and *len_r: 0, or -1.
+ */
+int	conf_addr_parse(const char *text, struct sockaddr_storage *ss,
+	    socklen_t *len_r);
+
 /* Names for the enums, for logs and check-config. */
 const char	*conf_profile_name(enum listener_profile);
 const char	*conf_tls_name(enum tls_mode);
