@@ -17,7 +17,8 @@ PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev
 libcrypt-dev libc-ares-dev openssl sqlite3 clang libclang-rt-14-dev
 python3 python3-pytest swaks libnet-ssleay-perl procps postfix
 gsasl curl dnsmasq-base sasl2-bin libsasl2-modules dovecot-core dovecot-lmtpd
-fetchmail mpop dovecot-pop3d clamav-daemon fail2ban groff-base man-db"
+fetchmail mpop dovecot-pop3d clamav-daemon fail2ban groff-base man-db
+prometheus"
 if [ "${1:-}" = fresh ]; then
 	PKGS="$PKGS mmdebstrap"
 fi
@@ -68,7 +69,9 @@ if [ -n "$missing" ]; then
 	# The servers among these (postfix, dovecot, clamd) are run by the
 	# tests and the benchmark as private instances; their system
 	# services must not start, nor fail2ban's server (only
-	# fail2ban-regex is used, by tests/e2e/test_fail2ban.py).
+	# fail2ban-regex is used, by tests/e2e/test_fail2ban.py), nor
+	# Prometheus' (only promtool is used, by tests/e2e/test_metrics.py,
+	# to check our exposition text; no smaller package ships it).
 	# policy-rc.d answering 101 tells the packages' scripts so
 	# (invoke-rc.d(8)); one that exists already stays.
 	rc=/usr/sbin/policy-rc.d

@@ -109,9 +109,9 @@ static int	do_popauth_grant(struct admin *, int, char **);
 static int	do_show_config(struct admin *, int, char **);
 static int	do_show_config_doc(struct admin *, int, char **);
 static int	do_show_config_man(struct admin *, int, char **);
-static int	do_not_yet(struct admin *, int, char **);
 static int	do_queue(struct admin *, int, char **);
 static int	do_reload(struct admin *, int, char **);
+static int	do_stats(struct admin *, int, char **);
 static int	do_explain(struct admin *, int, char **);
 
 static const struct cmd cmds[] = {
@@ -165,7 +165,7 @@ static const struct cmd cmds[] = {
 	{ "queue", "release", 1, 1, C_CONF, do_queue, "ID" },
 	{ "queue", "delete", 1, 1, C_CONF, do_queue, "ID" },
 	{ "queue", "bounce", 1, 1, C_CONF, do_queue, "ID" },
-	{ "stats", NULL, 0, -1, 0, do_not_yet, "" },
+	{ "stats", NULL, 0, 0, C_CONF, do_stats, "" },
 	{ "reload", NULL, 0, 0, C_CONF, do_reload, "" },
 	{ "explain", NULL, 0, -1, C_DB | C_OPTS, do_explain,
 	    "--ip IP [--auth ADDR] [--helo NAME] [--listener PROFILE] "
@@ -1009,13 +1009,6 @@ do_show_config_man(struct admin *a, int argc, char **argv)
 	return 0;
 }
 
-/* argv[-1] is the command word: run() passes the operands after it. */
-static int
-do_not_yet(struct admin *a, int argc, char **argv)
-{
-	return refuse("'%s' is not available yet", argv[-1]);
-}
-
 /*
  * Commands that act through the running daemon: one request line on
  * the store's control socket, then its answer until it closes.
@@ -1074,6 +1067,8 @@ control_request(struct admin *a, const char *req)
 	return r;
 }
 
+/* R5.7: "queue VERB [ID]", carried out by the daemon's scheduler;
+ * argv[-1] is the verb: run() passes the operands after it. */
 static int
 do_queue(struct admin *a, int argc, char **argv)
 {
@@ -1089,6 +1084,13 @@ static int
 do_reload(struct admin *a, int argc, char **argv)
 {
 	return control_request(a, "reload\n");
+}
+
+/* R7.5: the daemon's statistics, the samples of its metrics endpoint. */
+static int
+do_stats(struct admin *a, int argc, char **argv)
+{
+	return control_request(a, "stats\n");
 }
 
 /*
@@ -1155,8 +1157,7 @@ take_options(struct admin *a, const struct cmd *c, int *argc, char **argv)
 			a->password_stdin = true;
 			continue;
 		}
-		if (strncmp(argv[i], "--", 2) == 0 && c->run != do_not_yet &&
-		    !(c->flags & C_OPTS))
+		if (strncmp(argv[i], "--", 2) == 0 && !(c->flags & C_OPTS))
 			return -1;
 		argv[n++] = argv[i];
 	}

@@ -50,6 +50,12 @@ sasl_mech_find(const char *name)
 	return NULL;
 }
 
+const struct sasl_mech *
+sasl_mech_at(size_t i)
+{
+	return i < sizeof(mechs) / sizeof(mechs[0]) ? mechs[i] : NULL;
+}
+
 int
 sasl_b64_encode(const uint8_t *in, size_t len, char *out, size_t size)
 {

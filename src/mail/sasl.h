@@ -195,6 +195,8 @@ struct sasl_server {
 
 /* The descriptor named name (case-insensitive), or NULL. */
 const struct sasl_mech	*sasl_mech_find(const char *name);
+/* Every mechanism, by index from 0: NULL past the last. */
+const struct sasl_mech	*sasl_mech_at(size_t i);
 
 /* A zeroed session, or NULL when out of memory. */
 struct sasl_server	*sasl_server_new(void);

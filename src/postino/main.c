@@ -110,12 +110,13 @@ main(int argc, char *argv[])
 	struct conf		*conf;
 	struct role_listen	 ls[CONF_LISTENERS_MAX * CONF_LISTEN_MAX];
 	const char		*path = NULL, *role = NULL, *listen = NULL;
+	int			 metrics_fd = -1;
 	char			 err[1024], abspath[PATH_MAX];
 	int			 ch;
 	bool			 check = false;
 
 
-	while ((ch = getopt(argc, argv, "c:R:L:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:R:L:M:")) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
@@ -125,6 +126,9 @@ main(int argc, char *argv[])
 			break;
 		case 'L':
 			listen = optarg;
+			break;
+		case 'M':		/* net: the [metrics] listen socket */
+			metrics_fd = atoi(optarg);
 			break;
 		default:
 			usage();
@@ -168,7 +172,7 @@ main(int argc, char *argv[])
 	log_init(role, (int)conf->log_level);
 	if (strcmp(role, "net") == 0)
 		net_main(conf, ls, listen ? parse_listen(listen, ls,
-		    sizeof(ls) / sizeof(ls[0]), conf) : 0);
+		    sizeof(ls) / sizeof(ls[0]), conf) : 0, metrics_fd);
 	if (strcmp(role, "store") == 0)
 		store_main(conf);
 	usage();

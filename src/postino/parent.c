@@ -67,6 +67,7 @@ static struct {
 	struct conf	*conf;
 	const char	*conf_path;
 	int		 conf_fd;	/* the text of conf (memfd) */
+	int		 metrics_fd;	/* [metrics] listen, or -1 */
 	struct sock	 socks[LISTEN_MAX];
 	size_t		 nsocks;
 	struct event_base *base;
@@ -87,6 +88,21 @@ static struct {
 	} reload;
 } pa;
 
+/* What to do when a port cannot be bound. */
+static const char *
+bind_hint(int e)
+{
+	if (e == EADDRINUSE)
+		return "; another server holds that port: stop it, or "
+		    "change listen";
+	if (e == EACCES)
+		return "; ports below 1024 need root: start as root, or "
+		    "change listen";
+	if (e == EADDRNOTAVAIL)
+		return "; no interface has that address: change listen";
+	return "";
+}
+
 /*
  * The line a newcomer reads when the port is taken or privileged:
  * which address, where it is configured, and what to do.
@@ -96,7 +112,6 @@ bind_error(const char *path, const struct conf_listener *l,
     const struct sockaddr *sa, char *err, size_t errlen)
 {
 	char		 host[INET6_ADDRSTRLEN] = "?";
-	const char	*hint = "";
 	int		 port = 0, e = errno;
 
 	if (sa->sa_family == AF_INET6) {
@@ -108,18 +123,45 @@ bind_error(const char *path, const struct conf_listener *l,
 		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
 		port = ntohs(s4->sin_port);
 	}
-	if (e == EADDRINUSE)
-		hint = "; another server holds that port: stop it, or "
-		    "change listen";
-	else if (e == EACCES)
-		hint = "; ports below 1024 need root: start as root, or "
-		    "change listen";
-	else if (e == EADDRNOTAVAIL)
-		hint = "; no interface has that address: change listen";
 	snprintf(err, errlen, "%s:%d: listener %s: cannot listen on "
 	    "%s%s%s:%d: %s%s", path, l->line, l->name,
 	    sa->sa_family == AF_INET6 ? "[" : "", host,
-	    sa->sa_family == AF_INET6 ? "]" : "", port, strerror(e), hint);
+	    sa->sa_family == AF_INET6 ? "]" : "", port, strerror(e),
+	    bind_hint(e));
+}
+
+/*
+ * R7.5: the Prometheus endpoint's socket, served by net (httpd.c),
+ * bound once at start ([metrics] listen takes a restart to change).
+ */
+static void
+bind_metrics(void)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len;
+	int			fd, one = 1, e;
+
+	pa.metrics_fd = -1;
+	if (pa.conf->metrics.listen[0] == '\0')
+		return;
+	if (conf_addr_parse(pa.conf->metrics.listen, &ss, &len) == -1)
+		fatalx("%s: [metrics] listen %s: not ADDR:PORT", pa.conf_path,
+		    pa.conf->metrics.listen);
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		fatal("[metrics] listen: socket");
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) == -1 ||
+	    listen(fd, 16) == -1) {
+		e = errno;
+		fatalx("%s: [metrics] listen: cannot listen on %s: %s%s",
+		    pa.conf_path, pa.conf->metrics.listen, strerror(e),
+		    bind_hint(e));
+	}
+	pa.metrics_fd = fd;
+	log_info("parent event=listen name=metrics address=%s",
+	    pa.conf->metrics.listen);
 }
 
 /* -1 with err on failure. */
@@ -387,8 +429,9 @@ fd_to(int fd, int to)
 static pid_t
 start_role(const char *role, int peer, int parent, bool with_listeners)
 {
-	char		listen[LISTEN_MAX * 12] = "", item[32];
-	int		high[LISTEN_MAX], hpeer, hconf, hparent;
+	char		listen[LISTEN_MAX * 12] = "", item[32], metrics[16] = "";
+	int		high[LISTEN_MAX], hpeer, hconf, hparent, hmetrics = -1;
+	int		top;
 	size_t		i, n = with_listeners ? pa.nsocks : 0;
 	pid_t		pid;
 	sigset_t	none;
@@ -410,6 +453,8 @@ start_role(const char *role, int peer, int parent, bool with_listeners)
 	hparent = fd_high(parent);
 	for (i = 0; i < n; i++)
 		high[i] = fd_high(pa.socks[i].fd);
+	if (with_listeners && pa.metrics_fd != -1)
+		hmetrics = fd_high(pa.metrics_fd);
 	fd_to(hpeer, ROLE_FD_PEER);
 	fd_to(hconf, ROLE_FD_CONF);
 	fd_to(hparent, ROLE_FD_PARENT);
@@ -419,8 +464,17 @@ start_role(const char *role, int peer, int parent, bool with_listeners)
 		    ROLE_FD_LISTEN + (int)i, pa.socks[i].idx);
 		strlcat(listen, item, sizeof(listen));
 	}
-	closefrom(ROLE_FD_LISTEN + (int)n);
-	if (n > 0)
+	top = ROLE_FD_LISTEN + (int)n;
+	/* the metrics socket follows the listeners: "-M fd" */
+	if (hmetrics != -1) {
+		fd_to(hmetrics, top);
+		snprintf(metrics, sizeof(metrics), "%d", top++);
+	}
+	closefrom(top);
+	if (n > 0 && metrics[0] != '\0')
+		execl("/proc/self/exe", "postino", "-c", pa.conf->path, "-R",
+		    role, "-L", listen, "-M", metrics, (char *)NULL);
+	else if (n > 0)
 		execl("/proc/self/exe", "postino", "-c", pa.conf->path, "-R",
 		    role, "-L", listen, (char *)NULL);
 	else
@@ -881,6 +935,7 @@ parent_main(struct conf *conf, const char *conf_path)
 	    sizeof(err)) == -1)
 		fatalx("%s", err);
 	log_listeners(pa.conf, "listen");
+	bind_metrics();
 
 	if ((pa.base = event_base_new()) == NULL)
 		fatalx("event_base_new");

@@ -122,6 +122,17 @@ enum imsg_type {
 	 * logged as any failed login (R4.4)
 	 */
 	IMSG_AUTH_FAILED,
+	/*
+	 * net -> store: net's statistics (R7.5): u32 enum metrics_for,
+	 * then metrics_net_put()'s fields (metrics.h).  For a scrape the
+	 * id is the HTTP client's, and store answers IMSG_METRICS_TEXT;
+	 * for IMSG_METRICS_ASK it is the id that asked
+	 */
+	IMSG_METRICS,
+	/* store -> net: u32 ok, str the Prometheus text ("" when not ok) */
+	IMSG_METRICS_TEXT,
+	/* store -> net: send IMSG_METRICS for postino-admin (nothing) */
+	IMSG_METRICS_ASK,
 
 	/*
 	 * The channel between the parent and each role (reload, R7.1).

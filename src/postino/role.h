@@ -34,8 +34,9 @@ struct role_listen {
  */
 void	role_drop(const char *role, const char *user, const char *dir);
 
-void	net_main(struct conf *, struct role_listen *, size_t nlisten)
-	    __attribute__((noreturn));
+/* metrics_fd: the [metrics] listen socket, or -1 */
+void	net_main(struct conf *, struct role_listen *, size_t nlisten,
+	    int metrics_fd) __attribute__((noreturn));
 void	store_main(struct conf *) __attribute__((noreturn));
 
 #endif

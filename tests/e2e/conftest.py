@@ -119,7 +119,7 @@ class Postino:
     """One postino server in its own temporary directory."""
 
     def __init__(self, smtp=None, extra_config="", hostname=HOSTNAME, intrusion=None,
-                 antispam=None):
+                 antispam=None, metrics=False):
         self.dir = tempfile.mkdtemp(prefix="postino-e2e-")
         # As root, postino drops to the 'postino' user which must reach
         # data_dir: the temporary directory must be traversable.
@@ -143,6 +143,10 @@ class Postino:
         # no DNS on loopback CI; the tests of R4.1-R4.3 pass their own.
         self.antispam = antispam or {"reject_unknown_sender_domain": "no", "spf": "no"}
         self.dead_dns_port = free_port()
+        # R7.5: the Prometheus endpoint, on a port of its own when asked.
+        self.metrics_port = None
+        while metrics and self.metrics_port in (None, self.mx_port, self.subs_port):
+            self.metrics_port = free_port()
         self.proc = None
         self.children = []
         self.starts = 0
@@ -173,6 +177,8 @@ class Postino:
             # no server refuses at once, so mail to other domains is
             # deferred (a temporary DNS failure) and stays queued.
             lines += ["[dns]", "servers = 127.0.0.1:%d" % self.dead_dns_port]
+        if self.metrics_port:
+            lines += ["[metrics]", "listen = 127.0.0.1:%d" % self.metrics_port]
         if self.extra_config:
             lines.append(self.extra_config)
         with open(self.conf, "w") as f:
@@ -638,9 +644,10 @@ def _check_binaries():
 
 
 def new_server(smtp=None, extra_config="", accounts=(DEMO,), start=True, intrusion=None,
-               antispam=None):
+               antispam=None, metrics=False):
     _check_binaries()
-    p = Postino(smtp=smtp, extra_config=extra_config, intrusion=intrusion, antispam=antispam)
+    p = Postino(smtp=smtp, extra_config=extra_config, intrusion=intrusion, antispam=antispam,
+                metrics=metrics)
     p.add_domain(DOMAIN)
     for a in accounts:
         p.add_account(a)
@@ -664,9 +671,9 @@ def make_server(request):
     servers = []
 
     def make(smtp=None, extra_config="", accounts=(DEMO,), start=True, intrusion=None,
-             antispam=None):
+             antispam=None, metrics=False):
         p = new_server(smtp, extra_config, accounts, start=False, intrusion=intrusion,
-                       antispam=antispam)
+                       antispam=antispam, metrics=metrics)
         servers.append(p)
         if start:
             p.start()

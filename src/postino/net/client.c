@@ -189,6 +189,7 @@ client_free(struct client *c)
 	free(c->ok);
 	explicit_bzero(c->auth_pass, sizeof(c->auth_pass));
 	free(c);
+	net.stats.out_current--;
 }
 
 /* Every recipient decided (or given up on): tell store. */
@@ -1298,6 +1299,9 @@ client_deliver(struct ipc_msg *m)
 	c->id = m->id;
 	c->fd = m->fd;
 	c->sock = -1;
+	net.stats.out_total++;
+	if (++net.stats.out_current > net.stats.out_peak)
+		net.stats.out_peak = net.stats.out_current;
 	ipc_get_strbuf(m, c->qid, sizeof(c->qid));
 	ipc_get_strbuf(m, c->from, sizeof(c->from));
 	c->body = ipc_get_u32(m);

@@ -31,6 +31,7 @@
 
 #include "client.h"
 #include "compat.h"
+#include "httpd.h"
 #include "log.h"
 #include "net.h"
 #include "proto.h"
@@ -145,8 +146,8 @@ net_conn_release(const char *ip)
 		}
 }
 
-static void
-sockaddr_text(const struct sockaddr *sa, char *buf, size_t size)
+void
+net_sockaddr_text(const struct sockaddr *sa, char *buf, size_t size)
 {
 	const void	*a;
 
@@ -193,15 +194,18 @@ static void
 refuse(int fd, const char *ip, const struct conf_listener *l,
     const char *why)
 {
-	bool		 pop3 = l->profile == PROFILE_POP3 ||
-			    l->profile == PROFILE_POP3S;
-	const char	*text = pop3 ? too_many_pop3 : too_many;
+	bool			 pop3 = l->profile == PROFILE_POP3 ||
+				    l->profile == PROFILE_POP3S;
+	const char		*text = pop3 ? too_many_pop3 : too_many;
+	struct metrics_listener	*m;
 
 	log_info("%s session=%016llx address=[%s] event=%s check=%s %s "
 	    "listener=%s", pop3 ? "pop3" : "smtp",
 	    (unsigned long long)++net.next_id, ip, net_refusal_event(why, text),
 	    why, pop3 ? "status=-ERR resp_code=SYS/TEMP" :
 	    "status=421 dsn=4.7.0", l->name);
+	if ((m = metrics_listener(&net.stats, l->name, net.conf)) != NULL)
+		m->conn_refused++;
 	/* Best effort: the socket buffer is empty, the reply fits. */
 	if (l->tls != TLS_IMPLICIT && send(fd, text, strlen(text),
 	    MSG_NOSIGNAL | MSG_DONTWAIT) == -1 && errno != EAGAIN)
@@ -330,6 +334,57 @@ net_line(struct evbuffer *in, char *line, size_t max, bool *skip,
 	return NET_LINE_OK;
 }
 
+void
+net_stat_refused(const char *stage, const char *check)
+{
+	enum metrics_refusal	r = metrics_refusal_find(stage, check);
+
+	if (r != MR_MAX)
+		net.stats.refused[r]++;
+	else
+		log_warn("net event=metrics-unknown-refusal stage=%s check=%s",
+		    stage, check);
+}
+
+void
+net_stat_session(const struct conf_listener *l, bool open)
+{
+	struct metrics_listener	*m = metrics_listener(&net.stats, l->name,
+				    net.conf);
+
+	if (m == NULL)
+		return;
+	if (!open) {
+		if (m->conn_current > 0)	/* counted at open */
+			m->conn_current--;
+		return;
+	}
+	m->conn_total++;
+	if (++m->conn_current > m->conn_peak)
+		m->conn_peak = m->conn_current;
+}
+
+void
+net_stat_transaction(const struct conf_listener *l,
+    const struct timespec *start)
+{
+	struct metrics_listener	*m = metrics_listener(&net.stats, l->name,
+				    net.conf);
+	struct timespec		 now;
+	int64_t			 us;
+
+	if (m == NULL)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	us = (int64_t)(now.tv_sec - start->tv_sec) * 1000000 +
+	    (now.tv_nsec - start->tv_nsec) / 1000;
+	if (us < 0)
+		us = 0;
+	m->tx_bucket[metrics_bucket((uint64_t)us)]++;
+	m->tx_count++;
+	m->tx_sum_us += (uint64_t)us;
+}
+
 int
 net_sockaddr_port(const struct sockaddr *sa)
 {
@@ -345,7 +400,7 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	const struct conf_listener	*l = arg;
 	char				 ip[INET6_ADDRSTRLEN];
 
-	sockaddr_text(sa, ip, sizeof(ip));
+	net_sockaddr_text(sa, ip, sizeof(ip));
 	if (net.closing) {
 		close(fd);
 		return;
@@ -630,6 +685,14 @@ store_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 		client_deliver_sock(m);
 		return;
 	}
+	if (m->type == IMSG_METRICS_TEXT) {
+		httpd_text(m);
+		return;
+	}
+	if (m->type == IMSG_METRICS_ASK) {
+		httpd_ask(m);
+		return;
+	}
 	if ((e = session_find(m->id)) != NULL) {
 		e->ops->store_reply(e->s, m);
 		return;
@@ -683,7 +746,8 @@ on_signal(evutil_socket_t sig, short ev, void *arg)
 }
 
 void
-net_main(struct conf *conf, struct role_listen *ls, size_t nls)
+net_main(struct conf *conf, struct role_listen *ls, size_t nls,
+    int metrics_fd)
 {
 	char		 err[PATH_MAX + 512], chroot_dir[PATH_MAX];
 	struct event	*sigterm, *sigint;
@@ -706,6 +770,8 @@ net_main(struct conf *conf, struct role_listen *ls, size_t nls)
 	net.parent = ipc_new(net.base, ROLE_FD_PARENT, "parent",
 	    parent_dispatch, NULL);
 	listeners_open(conf, ls, nls);
+	if (metrics_fd != -1)
+		httpd_start(metrics_fd);
 	sigterm = evsignal_new(net.base, SIGTERM, on_signal, NULL);
 	sigint = evsignal_new(net.base, SIGINT, on_signal, NULL);
 	evsignal_add(sigterm, NULL);

@@ -13,6 +13,7 @@
 
 #include "conf.h"
 #include "ipc.h"
+#include "metrics.h"
 #include "proto.h"
 #include "sasl.h"
 
@@ -31,6 +32,7 @@ struct net {
 	unsigned int		 nconn;
 	bool			 closing;	/* SIGTERM received */
 	uint64_t		 next_id;
+	struct metrics_net	 stats;		/* R7.5 */
 };
 extern struct net net;
 
@@ -107,6 +109,19 @@ const char	*net_refusal_event(const char *check, const char *text);
 
 /* The port of an IPv4 or IPv6 address. */
 int	net_sockaddr_port(const struct sockaddr *);
+/* Its address as text (an IPv4-mapped one as IPv4). */
+void	net_sockaddr_text(const struct sockaddr *, char *buf, size_t size);
+
+/* R7.5: net refused an SMTP command by itself: the stage and the check
+ * its log line names (metrics.h has the table). */
+void	net_stat_refused(const char *stage, const char *check);
+/* R7.5: a session of listener l opens (open) or ends. */
+void	net_stat_session(const struct conf_listener *l, bool open);
+/* R7.5: an SMTP transaction on l got its final reply; it began (MAIL)
+ * at start, CLOCK_MONOTONIC. */
+struct timespec;
+void	net_stat_transaction(const struct conf_listener *l,
+	    const struct timespec *start);
 
 /* Count a connection from ip; false (and nothing counted) when over
  * the per-address limit. */

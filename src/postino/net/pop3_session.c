@@ -289,6 +289,7 @@ session_free(struct pop3_session *s)
 	net_session_del(s->id);
 	net_conn_release(s->ip);
 	net.nconn--;
+	net_stat_session(s->l, false);
 	if (s->linger != NULL)
 		event_free(s->linger);
 	bufferevent_free(s->bev);
@@ -1233,6 +1234,7 @@ pop3_session_new(const struct conf_listener *l, int fd,
 		s->bev = bufferevent_socket_new(net.base, fd,
 		    BEV_OPT_CLOSE_ON_FREE);
 	net.nconn++;
+	net_stat_session(l, true);
 	net_session_add(s->id, s, &pop3_ops);
 	slog(s, LOGL_INFO, "event=connect port=%d listener=%s", s->port,
 	    l->name);

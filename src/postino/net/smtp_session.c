@@ -126,6 +126,7 @@ struct smtp_session {
 	struct rcpt			 pending;	/* RCPT being looked up */
 
 	/* the message */
+	struct timespec			 tx_start;	/* MAIL, R7.5 */
 	char				 qid[QID_LEN + 1];
 	int				 spool_fd;
 	int				 spool_errno;
@@ -357,6 +358,7 @@ session_free(struct smtp_session *s)
 	net_session_del(s->id);
 	net_conn_release(s->ip);
 	net.nconn--;
+	net_stat_session(s->l, false);
 	if (s->linger != NULL)
 		event_free(s->linger);
 	if (s->pregreet != NULL)
@@ -593,6 +595,7 @@ message_commit(struct smtp_session *s)
 	if (o.overflow) {
 		message_refused(s, "store-error",
 		    "451 4.3.0 Error: local error in processing");
+		net_stat_refused("data", "store-error");
 		tx_reset(s);
 		return;
 	}
@@ -610,6 +613,8 @@ message_end(struct smtp_session *s, unsigned int dflags,
 	spool_flush(s);
 	if ((refuse = message_verdict(s, dflags, received, &check)) != NULL) {
 		message_refused(s, check, refuse);
+		net_stat_refused("data", check);
+		net_stat_transaction(s->l, &s->tx_start);
 		tx_reset(s);
 		return;
 	}
@@ -784,9 +789,11 @@ do_mail(struct smtp_session *s, const char *arg)
 
 		log_refusal(s, path_field("from", s->from_given, from,
 		    sizeof(from)), "size", text);
+		net_stat_refused("mail", "size");
 		reply(s, "%s", text);
 		return;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &s->tx_start);
 	ipc_out_init(&o);
 	ipc_put_u32(&o, POLICY_MAIL);
 	ipc_put_str(&o, s->helo);
@@ -852,6 +859,7 @@ do_rcpt(struct smtp_session *s, const char *arg)
 	path_given(arg, s->pending.given, sizeof(s->pending.given));
 	if (s->nrcpt >= s->conf->smtp.max_recipients) {
 		/* store counts too (R3.10); this bounds our own array */
+		net_stat_refused("rcpt", "max-recipients");
 		rcpt_result(s, POLICY_TEMPFAIL, 0, "max-recipients",
 		    "452 4.5.3 Too many recipients");
 		return;
@@ -1000,6 +1008,7 @@ spool_ready(struct smtp_session *s, struct ipc_msg *m)
 		if (m->fd != -1)
 			close(m->fd);
 		log_refusal(s, "", "store-error", text);
+		net_stat_refused("data", "store-error");
 		if (!s->bdat) {
 			reply(s, "%s", text);
 			return;
@@ -1052,6 +1061,7 @@ committed(struct smtp_session *s, enum commit_status st, const char *virus)
 {
 	char	from[ADDR_PATH_MAX * 4 + 16], client[512];
 
+	net_stat_transaction(s->l, &s->tx_start);
 	switch (st) {
 	case COMMIT_OK:
 		slog(s, LOGL_INFO, "event=queued qid=%s %s nrcpt=%zu size=%llu "
@@ -1469,6 +1479,7 @@ too_many_errors(struct smtp_session *s, unsigned int errors)
 	snprintf(text, sizeof(text), "421 4.7.0 %s Error: too many errors",
 	    s->conf->hostname);
 	log_refusal(s, "", "errors", text);
+	net_stat_refused("session", "errors");
 	reply(s, "%s", text);
 	session_close(s, "errors");
 }
@@ -1487,6 +1498,7 @@ session_process(struct smtp_session *s)
 		snprintf(text, sizeof(text), "554 5.5.1 %s Error: talked "
 		    "before the greeting", s->conf->hostname);
 		log_refusal(s, "", "pregreet", text);
+		net_stat_refused("connect", "pregreet");
 		reply(s, "%s", text);
 		session_close(s, "pregreet");
 		return;
@@ -1777,6 +1789,7 @@ smtp_session_new(const struct conf_listener *l, int fd,
 		    BEV_OPT_CLOSE_ON_FREE);
 	}
 	net.nconn++;
+	net_stat_session(l, true);
 	net_session_add(s->id, s, &smtp_ops);
 	slog(s, LOGL_INFO, "event=connect port=%d listener=%s", s->port,
 	    l->name);

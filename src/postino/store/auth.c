@@ -26,6 +26,7 @@
 #include "pool.h"
 #include "proto.h"
 #include "sasl.h"
+#include "stats.h"
 #include "xalloc.h"
 
 #define SESS_BUCKETS	1024
@@ -190,13 +191,15 @@ auth_done(void *arg)
 		as->next = au.sess[j->session % SESS_BUCKETS];
 		au.sess[j->session % SESS_BUCKETS] = as;
 	}
-	if (final && j->reply.result != SASL_TEMPFAIL)
+	if (final && j->reply.result != SASL_TEMPFAIL) {
 		log_info("auth session=%016llx address=[%s] service=%s "
 		    "sasl_method=%s sasl_username=%s result=%s failures=%u",
 		    (unsigned long long)j->session, j->client,
 		    j->service == AUTH_POP3 ? "pop3" : "smtp", j->mech,
 		    ok ? j->cred.address : "-", ok ? "ok" : "fail",
 		    count_failure(j->client, ok));
+		stats_auth(j->service, j->mech, ok);
+	}
 	if (ok && j->service == AUTH_POP3)
 		grant(j->cred.address, j->client);
 	ipc_out_init(&o);
@@ -251,6 +254,7 @@ auth_net_failed(struct ipc_msg *m)
 	ipc_end(m);
 	if (service > AUTH_POP3)
 		fatalx("store: bad failed login from net");
+	stats_auth(service, mech, false);
 	log_info("auth session=%016llx address=[%s] service=%s sasl_method=%s "
 	    "sasl_username=- result=fail failures=%u", (unsigned long long)m->id,
 	    ip, service == AUTH_POP3 ? "pop3" : "smtp", mech,

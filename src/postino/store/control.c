@@ -2,11 +2,11 @@
  * control.c - the store's control socket, data_dir/control.sock: how
  * postino-admin reaches the running daemon (R5.7 queue tools).
  *
- * A client sends one line, "queue VERB [ID]" or "reload" (R7.1), and
- * reads the answer until the store closes: "ok" and the output, or
- * "error REASON".  The socket is mode 0600, owned by the store's user,
- * so only that user and root may talk to it; what they send is still
- * parsed with bounds.
+ * A client sends one line, "queue VERB [ID]", "reload" (R7.1) or
+ * "stats" (R7.5), and reads the answer until the store closes: "ok"
+ * and the output, or "error REASON".  The socket is mode 0600, owned by
+ * the store's user, so only that user and root may talk to it; what
+ * they send is still parsed with bounds.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,6 +27,7 @@
 #include "control.h"
 #include "log.h"
 #include "scheduler.h"
+#include "stats.h"
 #include "xalloc.h"
 
 #define CONTROL_LINE_MAX	256
@@ -111,10 +112,16 @@ read_cb(struct bufferevent *bev, void *arg)
 		ctl.reload(answer, c);
 		return;
 	}
+	if (strcmp(line, "stats") == 0) {
+		free(line);
+		c->asked = true;
+		stats_control(answer, c);	/* R7.5 */
+		return;
+	}
 	n = sscanf(line, "queue %15s %31s %1s", verb, qid, extra);
 	free(line);
 	if (n < 1 || n > 2) {
-		answer(c, "error expected: queue VERB [ID]\n", 32);
+		answer(c, "error expected: queue VERB [ID], reload or stats\n", 49);
 		return;
 	}
 	c->asked = true;

@@ -1,5 +1,6 @@
 /*
- * control.h - the store's control socket for postino-admin (R5.7).
+ * control.h - the store's control socket for postino-admin (R5.7 queue,
+ * R7.1 reload, R7.5 stats).
  */
 #ifndef STORE_CONTROL_H
 #define STORE_CONTROL_H

@@ -71,9 +71,10 @@ struct intrusion {
 		struct acct_ent	 *oldest, *newest;
 		size_t		  n, max;
 	} accts;
+	uint64_t		 blocks[INTR_MAX];	/* made, R7.5 */
 };
 
-static const char *const event_names[] = {
+static const char *const event_names[INTR_MAX] = {
 	"auth-failures", "unknown-recipients", "connections",
 	"messages", "protocol-errors"
 };
@@ -238,6 +239,7 @@ block(struct intrusion *in, const char *ip, struct ip_ent *e,
 	log_info("intrusion event=block address=[%s] reason=%s count=%u "
 	    "minutes=%u", ip, event_names[ev], count,
 	    in->conf->intrusion.block_minutes);
+	in->blocks[ev]++;
 	ip_unlink(in, e);	/* counting starts again after the block */
 }
 
@@ -301,6 +303,18 @@ intrusion_event(struct intrusion *in, const char *ip,
 		return false;
 	block(in, ip, e, ev, count);
 	return true;
+}
+
+uint64_t
+intrusion_blocks(const struct intrusion *in, enum intrusion_event ev)
+{
+	return in->blocks[ev];
+}
+
+const char *
+intrusion_event_name(enum intrusion_event ev)
+{
+	return event_names[ev];
 }
 
 void

@@ -31,6 +31,7 @@ enum intrusion_event {
 	INTR_CONNECTION,	/* a new connection */
 	INTR_MESSAGE,		/* a message accepted */
 	INTR_PROTOCOL_ERROR,	/* error replies of a session */
+	INTR_MAX
 };
 
 /* What the rate limits count (R4.6). */
@@ -79,6 +80,11 @@ void		intrusion_rate_add(struct intrusion *, const char *ip,
 void	intrusion_tick(struct intrusion *);
 /* Thresholds of a reloaded configuration, from the next event on. */
 void	intrusion_reconf(struct intrusion *, const struct conf *);
+
+/* R7.5: blocks made since start for event ev, and the event's name. */
+uint64_t	 intrusion_blocks(const struct intrusion *,
+		    enum intrusion_event);
+const char	*intrusion_event_name(enum intrusion_event);
 
 /* Entries held now (tests, the memory bound). */
 size_t	intrusion_entries(const struct intrusion *);

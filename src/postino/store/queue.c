@@ -122,6 +122,22 @@ qid_new(char qid[QID_LEN + 1])
 	    (uint64_t)(us & 0xFFFFFFFFFFFULL), (uint64_t)(rnd & 0xFFFFF));
 }
 
+uint64_t
+queue_qid_age(const char *qid, const struct timespec *now)
+{
+	uint64_t	us, then = 0;
+	size_t		i;
+
+	if (!qid_valid(qid))
+		return 0;
+	for (i = 0; i < 11; i++)
+		then = then << 4 | (uint64_t)(qid[i] <= '9' ? qid[i] - '0' :
+		    qid[i] - 'A' + 10);
+	us = (uint64_t)now->tv_sec * 1000000 + (uint64_t)now->tv_nsec / 1000;
+	/* the id keeps 44 bits: modulo that, as qid_new wrote it */
+	return ((us - then) & 0xFFFFFFFFFFFULL) / 1000000;
+}
+
 int
 queue_spool_open(struct queue *q, char qid[QID_LEN + 1], int *fd_r)
 {

@@ -65,4 +65,12 @@ void	queue_set_added(struct queue *, queue_added_cb cb, void *arg);
  */
 int	queue_envelope_read(int fd, struct envelope *env, const char *qid);
 
+/*
+ * Seconds since a message was received, read from its queue id (the
+ * id holds the time in microseconds, modulo 2^44: about 203 days); 0
+ * for a malformed id.  now: CLOCK_REALTIME.
+ */
+struct timespec;
+uint64_t	queue_qid_age(const char *qid, const struct timespec *now);
+
 #endif

@@ -48,6 +48,7 @@
 #include "proto.h"
 #include "queue.h"
 #include "scheduler.h"
+#include "stats.h"
 #include "xalloc.h"
 
 #define DIR_QUEUE	"spool/queue"
@@ -130,6 +131,7 @@ struct sched {
 	struct job		*flying[JOB_BUCKETS];
 	struct dom		*doms[DOM_BUCKETS];
 	unsigned int		 outgoing;
+	size_t			 nmsgs;		/* in queue/ */
 	uint64_t		 next_job;
 	char			 hostname[256];	/* safe for a Maildir name */
 	char			 auth_pass[256];	/* smart host */
@@ -166,6 +168,7 @@ msg_free(struct qmsg *m)
 
 	if (*mp == m)
 		*mp = m->hnext;
+	m->s->nmsgs--;
 	event_free(m->timer);
 	free(m);
 }
@@ -345,6 +348,7 @@ deliver_local(struct qmsg *m, const char *hostname, size_t i)
 		log_info("queue qid=%s event=delivered to=<%s> "
 		    "mailbox=%s/%s", m->qid, rcpt_text(t->local_part,
 		    t->domain), t->domain, t->local_part);
+		stats_delivery(ST_MAILDIR, SO_DELIVERED);
 	} else if (r == -2) {
 		ts->state = T_FAILED;
 		ts->fresh = true;
@@ -353,6 +357,7 @@ deliver_local(struct qmsg *m, const char *hostname, size_t i)
 		log_err("queue qid=%s event=failed to=<%s> "
 		    "reason=\"unusable mailbox name\"", m->qid,
 		    rcpt_text(t->local_part, t->domain));
+		stats_delivery(ST_MAILDIR, SO_BOUNCED);
 	} else {
 		strlcpy(ts->status, "4.2.0", sizeof(ts->status));
 		snprintf(ts->text, sizeof(ts->text), "mailbox: %s",
@@ -360,6 +365,7 @@ deliver_local(struct qmsg *m, const char *hostname, size_t i)
 		log_warn("queue qid=%s event=deferred to=<%s> error=\"%s\"",
 		    m->qid, rcpt_text(t->local_part, t->domain),
 		    strerror(errno));
+		stats_delivery(ST_MAILDIR, SO_DEFERRED);
 	}
 }
 
@@ -663,6 +669,7 @@ sched_delivery_result(struct sched *s, struct ipc_msg *msg)
 	uint32_t	 n, i, code;
 	const char	*status, *remote, *text;
 	char		 esc[TEXT_MAX * 4];
+	enum stats_transport tr;
 
 	for (jp = &s->flying[msg->id % JOB_BUCKETS]; (j = *jp) != NULL;
 	    jp = &j->next)
@@ -673,6 +680,7 @@ sched_delivery_result(struct sched *s, struct ipc_msg *msg)
 		    msg->id);
 	*jp = j->next;
 	m = j->m;
+	tr = j->lmtp ? ST_LMTP : ST_SMTP;
 	if ((n = ipc_get_u32(msg)) != j->n)
 		fatalx("store: delivery result with %u of %zu recipients", n,
 		    j->n);
@@ -692,6 +700,8 @@ sched_delivery_result(struct sched *s, struct ipc_msg *msg)
 		clean_copy(ts->text, sizeof(ts->text), text);
 		/* a peer's words: quotes and backslashes escaped too */
 		log_escape_quoted(ts->text, strlen(ts->text), esc, sizeof(esc));
+		stats_delivery(tr, code < 300 ? SO_DELIVERED : code >= 500 ?
+		    SO_BOUNCED : SO_DEFERRED);
 		if (code < 300) {
 			ts->state = T_DONE;
 			log_info("queue qid=%s event=delivered to=<%s> "
@@ -1037,6 +1047,23 @@ run_ready(struct sched *s)
 	}
 }
 
+void
+sched_queue_stats(const struct sched *s, size_t *n, uint64_t *oldest)
+{
+	const struct qmsg	*m;
+	struct timespec		 now;
+	uint64_t		 age;
+	size_t			 i;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	*n = s->nmsgs;
+	*oldest = 0;
+	for (i = 0; i < MSG_BUCKETS; i++)
+		for (m = s->msgs[i]; m != NULL; m = m->hnext)
+			if ((age = queue_qid_age(m->qid, &now)) > *oldest)
+				*oldest = age;
+}
+
 static struct qmsg *
 qmsg_new(struct sched *s, const char *qid)
 {
@@ -1044,6 +1071,7 @@ qmsg_new(struct sched *s, const char *qid)
 
 	if (*mp != NULL)
 		panic("scheduler: %s scheduled twice", qid);
+	s->nmsgs++;
 	m->s = s;
 	m->fd = -1;
 	strlcpy(m->qid, qid, sizeof(m->qid));

@@ -13,6 +13,7 @@
 #define STORE_SCHEDULER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct conf;
@@ -39,6 +40,11 @@ bool		 sched_reconf(struct sched *, const struct conf *);
 
 /* A message has just been committed: deliver it now. */
 void		 sched_add(struct sched *, const char *qid);
+
+/* R7.5: messages in the queue (not held), and the oldest one's age in
+ * seconds (0 when none). */
+void		 sched_queue_stats(const struct sched *, size_t *n,
+		    uint64_t *oldest);
 
 /* IMSG_DELIVER_RESULT from net (proto.h). */
 void		 sched_delivery_result(struct sched *, struct ipc_msg *);

@@ -37,6 +37,7 @@
 #include "role.h"
 #include "scheduler.h"
 #include "smtp_syntax.h"
+#include "stats.h"
 #include "xalloc.h"
 
 static struct {
@@ -130,6 +131,7 @@ decide(struct sess *x, enum policy_stage stage, const struct policy_input *in)
 	struct policy_result	res;
 
 	policy_run(st.policy, stage, &x->ps, in, &res, NULL, NULL);
+	stats_policy(stage, &res);
 	if (res.action == POLICY_REJECT && strcmp(res.check, "recipient") == 0)
 		intrusion_event(st.intrusion, x->ps.ip, INTR_UNKNOWN_RCPT, 1);
 	policy_reply(x->id, &res);
@@ -251,6 +253,7 @@ commit_cb(void *arg, enum commit_status status, const char *virus)
 {
 	struct commit_ctx	*c = arg;
 
+	stats_commit(status);
 	if (st.net != NULL)
 		commit_reply(c->session, status, virus);
 	free(c);
@@ -474,6 +477,9 @@ net_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 	case IMSG_DELIVER_RESULT:
 		sched_delivery_result(st.sched, m);
 		break;
+	case IMSG_METRICS:
+		stats_net(m);
+		break;
 	default:
 		fatalx("store: unknown message %u from net", m->type);
 	}
@@ -519,6 +525,7 @@ reload(int fd, const char *path, uint64_t gen)
 	pickup_reconf(nc);
 	auth_reconf(nc);
 	pop3_reconf(nc);
+	stats_reconf(nc);
 	event_base_once(st.base, -1, EV_TIMEOUT, conf_retire, st.conf, &tv);
 	st.conf = nc;
 	log_init("store", (int)nc->log_level);
@@ -687,6 +694,7 @@ store_main(struct conf *conf)
 	policy_start(conf);
 	auth_init(conf, st.db, st.pool, st.net, st.intrusion);
 	pop3_init(conf, st.pool, st.net);
+	stats_init(conf, st.net, st.sched, st.intrusion);
 	sigterm = evsignal_new(st.base, SIGTERM, on_signal, NULL);
 	sigint = evsignal_new(st.base, SIGINT, on_signal, NULL);
 	evsignal_add(sigterm, NULL);
