@@ -691,7 +691,7 @@ def server(make_server):
 
 def extra_ports(p, n):
     """n free loopback ports besides the server's own listeners."""
-    taken = {p.mx_port, p.subs_port}
+    taken = {p.mx_port, p.subs_port, p.metrics_port}
     ports = []
     while len(ports) < n:
         port = free_port()
