@@ -46,6 +46,9 @@ enum key_type {
 #define K_HOSTPORT	0x04	/* list items are ADDR[:PORT] (numeric) */
 #define K_ADDRPORT	0x08	/* a string: empty, or one numeric ADDR:PORT */
 
+/* addr_port(): a numeric ADDR:PORT, or what is wrong with it */
+enum { AP_OK, AP_NO_PORT, AP_BAD_PORT, AP_NOT_NUMERIC };
+
 struct conf_key {
 	const char		*section;	/* NULL: top level */
 	const char		*name;
@@ -344,8 +347,10 @@ static int	set_list(struct parser *, const struct conf_key *,
 		    const char *, void *);
 static int	set_listen(struct parser *, const struct conf_key *,
 		    const char *, void *);
-static const char *addr_port(const char *, struct sockaddr_storage *,
+static int	addr_port(const char *, struct sockaddr_storage *,
 		    socklen_t *);
+static int	addr_port_err(struct parser *, const struct conf_key *,
+		    const char *, int, const char *);
 static void	dump_string(const struct conf_key *, const void *, FILE *);
 static void	dump_uint(const struct conf_key *, const void *, FILE *);
 static void	dump_size(const struct conf_key *, const void *, FILE *);
@@ -527,12 +532,15 @@ set_string(struct parser *p, const struct conf_key *k, const char *v,
 	if ((k->flags & K_ADDRPORT) && *v != '\0') {
 		struct sockaddr_storage	ss;
 		socklen_t		len;
-		const char		*why = addr_port(v, &ss, &len);
+		int			why = addr_port(v, &ss, &len);
 
-		if (why != NULL)
-			return kerr(p, k, "'%s' %s, expected ADDR:PORT such as "
-			    "127.0.0.1:9325 or [::1]:9325", esc(v, e,
-			    sizeof(e)), why);
+		if (strpbrk(v, ", \t") != NULL)
+			return kerr(p, k, "'%s' is more than one address, "
+			    "expected one ADDR:PORT such as 127.0.0.1:9325",
+			    esc(v, e, sizeof(e)));
+		if (why != AP_OK)
+			return addr_port_err(p, k, v, why, "127.0.0.1:9325 or "
+			    "[::1]:9325");
 	}
 	return 0;
 }
@@ -854,9 +862,9 @@ set_list(struct parser *p, const struct conf_key *k, const char *v, void *f)
 
 /*
  * One numeric "ADDR:PORT" or "[ADDR]:PORT" (item is not changed) into
- * *ss; NULL, or what is wrong for an error message.
+ * *ss: AP_OK, or what is wrong (addr_port_err says it).
  */
-static const char *
+static int
 addr_port(const char *item, struct sockaddr_storage *ss, socklen_t *len_r)
 {
 	struct addrinfo	*res;
@@ -864,39 +872,53 @@ addr_port(const char *item, struct sockaddr_storage *ss, socklen_t *len_r)
 
 	copy(buf, sizeof(buf), item);
 	if (split_hostport(buf, &host, &port) == -1 || port == NULL)
-		return "has no port";
+		return AP_NO_PORT;
 	if (!port_valid(port))
-		return "has a bad port, expected a port from 1 to 65535";
+		return AP_BAD_PORT;
 	if (numeric_addr(host, port, &res) == -1)
-		return "is not a numeric address";
+		return AP_NOT_NUMERIC;
 	memcpy(ss, res->ai_addr, res->ai_addrlen);
 	*len_r = res->ai_addrlen;
 	freeaddrinfo(res);
-	return NULL;
+	return AP_OK;
+}
+
+/* example: what a right value looks like, "0.0.0.0:25 or [::1]:25". */
+static int
+addr_port_err(struct parser *p, const struct conf_key *k, const char *item,
+    int why, const char *example)
+{
+	char	e[64];
+
+	esc(item, e, sizeof(e));
+	if (why == AP_BAD_PORT)
+		return kerr(p, k, "'%s' has a bad port, expected a port from "
+		    "1 to 65535", e);
+	return kerr(p, k, "'%s' %s, expected ADDR:PORT such as %s", e,
+	    why == AP_NO_PORT ? "has no port" : "is not a numeric address",
+	    example);
 }
 
 int
 conf_addr_parse(const char *text, struct sockaddr_storage *ss,
     socklen_t *len_r)
 {
-	return addr_port(text, ss, len_r) == NULL ? 0 : -1;
+	return addr_port(text, ss, len_r) == AP_OK ? 0 : -1;
 }
 
 static int
 listen_item(struct parser *p, const struct conf_key *k, const char *item,
     struct conf_listener *l)
 {
-	const char	*why;
-	char		 e[64];
+	int	why;
 
-	esc(item, e, sizeof(e));
 	if (l->naddrs == CONF_LISTEN_MAX)
 		return kerr(p, k, "more than %d addresses, expected at most %d",
 		    CONF_LISTEN_MAX, CONF_LISTEN_MAX);
 	if ((why = addr_port(item, &l->addrs[l->naddrs],
-	    &l->addrlens[l->naddrs])) != NULL)
-		return kerr(p, k, "'%s' %s, expected ADDR:PORT such as "
-		    "0.0.0.0:25 or [::1]:25", e, why);
+	    &l->addrlens[l->naddrs])) != AP_OK)
+		return addr_port_err(p, k, item, why, "0.0.0.0:25 or "
+		    "[::1]:25");
 	l->naddrs++;
 	return 0;
 }

@@ -251,6 +251,18 @@ static const struct {
 	const char	*err;
 } error_rows[] = {
 	{ "", "e.conf: no [listener] section, expected at least one" },
+	/* R7.5: one numeric ADDR:PORT, as a listener's */
+	{ MX "[metrics]\nlisten = 127.0.0.1\n", "e.conf:5: key 'listen': "
+	    "'127.0.0.1' has no port, expected ADDR:PORT such as "
+	    "127.0.0.1:9325 or [::1]:9325" },
+	{ MX "[metrics]\nlisten = localhost:9325\n", "e.conf:5: key "
+	    "'listen': 'localhost:9325' is not a numeric address, expected "
+	    "ADDR:PORT such as 127.0.0.1:9325 or [::1]:9325" },
+	{ MX "[metrics]\nlisten = [::1]:70000\n", "e.conf:5: key 'listen': "
+	    "'[::1]:70000' has a bad port, expected a port from 1 to 65535" },
+	{ MX "[metrics]\nlisten = 127.0.0.1:1, 127.0.0.1:2\n", "e.conf:5: "
+	    "key 'listen': '127.0.0.1:1, 127.0.0.1:2' is more than one "
+	    "address, expected one ADDR:PORT such as 127.0.0.1:9325" },
 	{ "# only\n\n", "e.conf: no [listener] section, expected at least "
 	    "one" },
 	{ MX "[smtp]\nmax_recipients = abc\n", "e.conf:5: key "
