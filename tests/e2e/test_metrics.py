@@ -6,6 +6,7 @@ command must show the same numbers; and the endpoint, an attack surface
 like any listener, must answer a bad request with a clear error and a
 close, in bounded time, and stay up.
 """
+import base64
 import poplib
 import re
 import smtplib
@@ -123,11 +124,13 @@ def logins(p):
     pop.quit()
 
 
-def wait_for(p, key, want):
+def wait_for(p, want):
+    """The samples once every key of want has its value (bounded): the
+    deliveries and the ends of sessions come a moment after the reply."""
     deadline = time.monotonic() + WAIT
     while True:
         got = samples(curl(p))
-        if got.get(key) == want or time.monotonic() > deadline:
+        if all(got.get(k) == v for k, v in want.items()) or time.monotonic() > deadline:
             return got
         time.sleep(0.1)
 
@@ -139,7 +142,9 @@ def test_counters_move_by_the_sequence(srv):
     size_refused(srv)
     logins(srv)
     key = 'postino_deliveries_total{transport="maildir",outcome="delivered"}'
-    after = wait_for(srv, key, before[key] + 3)
+    idle = {'postino_connections_current{listener="%s"}' % lst: 0
+            for lst in ("mx", "submissions", "pop3s")}
+    after = wait_for(srv, dict(idle, **{key: before[key] + 3}))
 
     def delta(k):
         return after[k] - before[k]
@@ -201,9 +206,37 @@ def test_promtool_accepts_the_text(srv):
     assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
 
 
+def test_blocks_and_connect_refusals(make_server):
+    """Two failed logins block 127.0.0.82 (max_auth_failures = 2); its
+    next connect is refused with 421 by the check 'blocked'."""
+    p = make_server(metrics=True, intrusion={"bypass": "127.0.0.1", "max_auth_failures": "2"})
+    ip = "127.0.0.82"
+    bad = base64.b64encode(b"\0" + DEMO.encode() + b"\0wrong").decode()
+    for _ in range(2):
+        s = socket.create_connection(("127.0.0.1", p.subs_port), timeout=WAIT,
+                                     source_address=(ip, 0))
+        with unverified_context().wrap_socket(s) as t:
+            c = smtplib.SMTP()
+            c.sock, c.file = t, t.makefile("rb")
+            assert c.getreply()[0] == 220
+            c.ehlo("client.example.org")
+            assert c.docmd("AUTH PLAIN " + bad)[0] == 535
+    with socket.create_connection(("127.0.0.1", p.mx_port), timeout=WAIT,
+                                  source_address=(ip, 0)) as s:
+        assert s.recv(4096).startswith(b"421 4.7.0 Client host [%s] blocked" % ip.encode())
+    got = samples(curl(p))
+    assert got['postino_blocks_total{reason="auth-failures"}'] == 1
+    assert got[rej("connect", "blocked", "temporary")] == 1
+    assert got[rej("connect", "blocked", "permanent")] == 0
+    assert got[auth("smtp", "PLAIN", "failure")] == 2
+    assert got['postino_connections_refused_total{listener="mx"}'] == 0
+
+
 def test_admin_stats_shows_the_same_numbers(srv):
     send_local(srv, 1)
     relay_refused(srv, 1)
+    key = 'postino_deliveries_total{transport="maildir",outcome="delivered"}'
+    wait_for(srv, {key: 1, 'postino_connections_current{listener="mx"}': 0})
     scraped = samples(curl(srv))
     r = srv.admin("stats")
     assert not any(line.startswith("#") for line in r.stdout.splitlines())
@@ -273,7 +306,6 @@ def test_clients_are_bounded(srv):
     try:
         time.sleep(0.3)
         with socket.create_connection(("127.0.0.1", srv.metrics_port), timeout=WAIT) as s:
-            s.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
             assert s.recv(4096) == b""      # closed at once: 8 are busy
     finally:
         for s in idle:

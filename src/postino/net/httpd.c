@@ -44,6 +44,7 @@ struct http_client {
 	struct http_client	*next;
 	uint64_t		 id;
 	struct bufferevent	*bev;
+	struct event		*deadline;	/* REQUEST_TIMEOUT */
 	bool			 waiting;	/* for store's text */
 	bool			 answered;	/* respond() was called */
 	size_t			 drained;	/* after the answer */
@@ -73,6 +74,7 @@ client_free(struct http_client *c)
 
 	if (*pp == c)
 		*pp = c->next;
+	event_free(c->deadline);
 	bufferevent_free(c->bev);
 	hd.nclients--;
 	free(c);
@@ -218,10 +220,10 @@ read_cb(struct bufferevent *bev, void *arg)
 static void
 deadline(evutil_socket_t fd, short ev, void *arg)
 {
-	struct http_client	*c = *client_slot((uint64_t)(uintptr_t)arg);
+	struct http_client	*c = arg;
 
-	/* gone, waiting for store, or answered */
-	if (c == NULL || c->waiting || c->answered)
+	/* waiting for store, or answered */
+	if (c->waiting || c->answered)
 		return;
 	log_info("metrics event=timeout address=[%s]", c->ip);
 	respond_error(c, "408 Request Timeout", "");
@@ -254,8 +256,8 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	bufferevent_setwatermark(c->bev, EV_READ, 0, HEAD_MAX);
 	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
 	bufferevent_enable(c->bev, EV_READ);
-	event_base_once(net.base, -1, EV_TIMEOUT, deadline,
-	    (void *)(uintptr_t)c->id, &tv);
+	c->deadline = evtimer_new(net.base, deadline, c);
+	evtimer_add(c->deadline, &tv);
 }
 
 void

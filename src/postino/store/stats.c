@@ -116,13 +116,16 @@ reply_class(const char *reply)
 }
 
 void
-stats_policy(enum policy_stage stage, const struct policy_result *r)
+stats_policy(enum policy_stage stage, enum listener_profile profile,
+    const struct policy_result *r)
 {
 	enum policy_stage	st;
 	size_t			i;
 
 	if (r->action != POLICY_REJECT && r->action != POLICY_TEMPFAIL)
 		return;
+	if (profile == PROFILE_POP3 || profile == PROFILE_POP3S)
+		return;		/* a POP3 connect: not an SMTP refusal */
 	for (i = 0; i < sx.nchecks; i++)
 		if (strcmp(policy_check_name(i, &st), r->check) == 0 &&
 		    st == stage) {

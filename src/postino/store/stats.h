@@ -28,8 +28,10 @@ void	stats_init(const struct conf *, struct ipc *net, struct sched *,
 /* A reload: the listeners shown are the new configuration's. */
 void	stats_reconf(const struct conf *);
 
-/* A stage's decision for a session (only refusals count). */
-void	stats_policy(enum policy_stage, const struct policy_result *);
+/* A stage's decision for a session on a listener of that profile (only
+ * SMTP refusals count). */
+void	stats_policy(enum policy_stage, enum listener_profile,
+	    const struct policy_result *);
 /* The end of a message: committed (accepted) or refused. */
 void	stats_commit(enum commit_status);
 /* A finished login: mech as net named it (a name outside the SASL

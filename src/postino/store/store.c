@@ -131,7 +131,7 @@ decide(struct sess *x, enum policy_stage stage, const struct policy_input *in)
 	struct policy_result	res;
 
 	policy_run(st.policy, stage, &x->ps, in, &res, NULL, NULL);
-	stats_policy(stage, &res);
+	stats_policy(stage, x->ps.profile, &res);
 	if (res.action == POLICY_REJECT && strcmp(res.check, "recipient") == 0)
 		intrusion_event(st.intrusion, x->ps.ip, INTR_UNKNOWN_RCPT, 1);
 	policy_reply(x->id, &res);
