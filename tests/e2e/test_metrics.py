@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from conftest import DEMO, DEMO_PASSWORD, SENDER, extra_ports, unverified_context
+from conftest import (DEMO, DEMO_PASSWORD, SENDER, extra_ports, free_port,
+                      unverified_context)
 
 WAIT = 10.0
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
@@ -319,3 +320,41 @@ def test_clients_are_bounded(srv):
             assert time.monotonic() < deadline
             time.sleep(0.2)
     assert srv.running()
+
+
+def test_listeners_follow_a_reload(make_server):
+    """A reload that replaces a listener: the text shows the new set, the
+    new listener counts from 0, and a session of the removed one ends
+    without harm; [metrics] listen itself takes a restart."""
+    p = make_server(metrics=True)
+    extra, = extra_ports(p, 1)
+    held = socket.create_connection(("127.0.0.1", p.subs_port), timeout=WAIT)
+    held = unverified_context().wrap_socket(held)
+    assert held.recv(4096).startswith(b"220 ")
+    text = open(p.conf).read()
+    text = text.replace("[listener submissions]\nlisten = 127.0.0.1:%d\nprofile = submissions\n"
+                        % p.subs_port,
+                        "[listener extra]\nlisten = 127.0.0.1:%d\nprofile = mx\n" % extra)
+    with open(p.conf, "w") as f:
+        f.write(text)
+    r = p.admin("reload", check=False)
+    assert r.returncode == 0, r.stderr
+    with smtplib.SMTP("127.0.0.1", extra, timeout=WAIT) as c:
+        c.sendmail(SENDER, [DEMO], "Subject: x\r\n\r\nx\r\n")
+    held.sendall(b"QUIT\r\n")
+    assert held.recv(4096).startswith(b"221 ")
+    held.close()
+    got = wait_for(p, {'postino_connections_current{listener="extra"}': 0})
+    assert got['postino_connections_total{listener="extra"}'] == 1
+    assert got['%s_count{listener="extra"}' % TX] == 1
+    assert not any('listener="submissions"' in k for k in got)
+    assert got["postino_messages_accepted_total"] == 1
+
+    text = open(p.conf).read().replace("listen = 127.0.0.1:%d\n" % p.metrics_port,
+                                       "listen = 127.0.0.1:%d\n" % free_port())
+    with open(p.conf, "w") as f:
+        f.write(text)
+    r = p.admin("reload", check=False)
+    assert r.returncode == 1
+    assert "[metrics] listen changed: that takes a restart" in r.stderr, r.stderr
+    curl(p)
