@@ -55,6 +55,7 @@ static struct {
 	struct http_client	*clients[CLIENT_BUCKETS];
 	unsigned int		 nclients;
 	uint64_t		 next_id;
+	struct event		*resume;	/* after an accept error */
 } hd;
 
 static struct http_client **
@@ -94,7 +95,7 @@ drain_cb(struct bufferevent *bev, void *arg)
 	struct http_client	*c = arg;
 	struct evbuffer		*in = bufferevent_get_input(bev);
 
-	c->drained += evbuffer_get_length(in) + 1;
+	c->drained += evbuffer_get_length(in);
 	evbuffer_drain(in, evbuffer_get_length(in));
 	if (c->drained > LINGER_MAX)
 		client_free(c);
@@ -115,7 +116,6 @@ write_done(struct bufferevent *bev, void *arg)
 	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 		return;
 	shutdown(bufferevent_getfd(bev), SHUT_WR);
-	c->drained = 1;
 	bufferevent_disable(bev, EV_WRITE);
 	bufferevent_setcb(bev, drain_cb, NULL, event_cb, c);
 	bufferevent_set_timeouts(bev, &tv, NULL);
@@ -291,6 +291,24 @@ httpd_ask(struct ipc_msg *m)
 	ipc_send(net.store, IMSG_METRICS, m->id, -1, &o);
 }
 
+static void
+resume(evutil_socket_t fd, short ev, void *arg)
+{
+	evconnlistener_enable(arg);
+}
+
+/* EMFILE and friends: pause a second instead of spinning. */
+static void
+on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct timeval	tv = { 1, 0 };
+
+	log_warn("metrics event=accept-error error=\"%s\"",
+	    strerror(EVUTIL_SOCKET_ERROR()));
+	evconnlistener_disable(lev);
+	evtimer_add(hd.resume, &tv);
+}
+
 void
 httpd_start(int fd)
 {
@@ -301,4 +319,6 @@ httpd_start(int fd)
 	    LEV_OPT_CLOSE_ON_FREE, 0, fd);
 	if (lev == NULL)
 		fatalx("net: cannot listen on metrics descriptor %d", fd);
+	evconnlistener_set_error_cb(lev, on_accept_error);
+	hd.resume = evtimer_new(net.base, resume, lev);
 }
