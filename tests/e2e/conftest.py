@@ -689,6 +689,24 @@ def server(make_server):
     return make_server()
 
 
+def add_pop3s(p):
+    """Give p (not started) a pop3s listener on a free port, p.pop3s_port."""
+    p.pop3s_port, = extra_ports(p, 1)
+    p.extra_config += "\n[listener pop3s]\nlisten = 127.0.0.1:%d\nprofile = pop3s\n" % p.pop3s_port
+    p.write_config()
+
+
+def replace_submissions(p, name, port, profile="mx"):
+    """Rewrite p's configuration file: its submissions listener becomes
+    [listener name] on port (for a reload)."""
+    text = open(p.conf).read()
+    text = text.replace("[listener submissions]\nlisten = 127.0.0.1:%d\nprofile = submissions\n"
+                        % p.subs_port,
+                        "[listener %s]\nlisten = 127.0.0.1:%d\nprofile = %s\n" % (name, port, profile))
+    with open(p.conf, "w") as f:
+        f.write(text)
+
+
 def extra_ports(p, n):
     """n free loopback ports besides the server's own listeners."""
     taken = {p.mx_port, p.subs_port, p.metrics_port}

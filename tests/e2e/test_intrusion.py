@@ -12,7 +12,7 @@ import base64
 import socket
 import time
 
-from conftest import DEMO, DEMO_PASSWORD, SENDER, SMTPConn, extra_ports, unverified_context
+from conftest import DEMO, DEMO_PASSWORD, SENDER, SMTPConn, add_pop3s, unverified_context
 
 BAD_PLAIN = base64.b64encode(b"\0" + DEMO.encode() + b"\0wrong").decode()
 GOOD_PLAIN = base64.b64encode(b"\0" + DEMO.encode() + b"\0" + DEMO_PASSWORD.encode()).decode()
@@ -26,9 +26,7 @@ def server(make_server, **intrusion):
     keys = {"bypass": "127.0.0.1", "block_minutes": "30"}
     keys.update({k: str(v) for k, v in intrusion.items()})
     p = make_server(intrusion=keys, start=False)
-    p.pop3s_port, = extra_ports(p, 1)
-    p.extra_config = "[listener pop3s]\nlisten = 127.0.0.1:%d\nprofile = pop3s\n" % p.pop3s_port
-    p.write_config()
+    add_pop3s(p)
     p.start()
     return p
 

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from conftest import (DEMO, DEMO_PASSWORD, SENDER, extra_ports, free_port,
-                      unverified_context)
+from conftest import (DEMO, DEMO_PASSWORD, SENDER, add_pop3s, extra_ports, free_port,
+                      replace_submissions, unverified_context)
 
 WAIT = 10.0
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
@@ -26,9 +26,7 @@ SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
 @pytest.fixture
 def srv(make_server):
     p = make_server(metrics=True, start=False)
-    p.pop3s_port, = extra_ports(p, 1)
-    p.extra_config = "[listener pop3s]\nlisten = 127.0.0.1:%d\nprofile = pop3s\n" % p.pop3s_port
-    p.write_config()
+    add_pop3s(p)
     p.start()
     return p
 
@@ -331,12 +329,7 @@ def test_listeners_follow_a_reload(make_server):
     held = socket.create_connection(("127.0.0.1", p.subs_port), timeout=WAIT)
     held = unverified_context().wrap_socket(held)
     assert held.recv(4096).startswith(b"220 ")
-    text = open(p.conf).read()
-    text = text.replace("[listener submissions]\nlisten = 127.0.0.1:%d\nprofile = submissions\n"
-                        % p.subs_port,
-                        "[listener extra]\nlisten = 127.0.0.1:%d\nprofile = mx\n" % extra)
-    with open(p.conf, "w") as f:
-        f.write(text)
+    replace_submissions(p, "extra", extra)
     r = p.admin("reload", check=False)
     assert r.returncode == 0, r.stderr
     with smtplib.SMTP("127.0.0.1", extra, timeout=WAIT) as c:

@@ -16,7 +16,8 @@ import subprocess
 import threading
 import time
 
-from conftest import ADMIN, DEMO, DOMAIN, SENDER, SMTPConn, free_port, unverified_context
+from conftest import (ADMIN, DEMO, DOMAIN, SENDER, SMTPConn, free_port, replace_submissions,
+                      unverified_context)
 
 MSG = b"From: <sender@example.org>\r\nTo: <demo@example.test>\r\nSubject: reload\r\n\r\nbody\r\n"
 
@@ -247,12 +248,7 @@ def test_listeners_added_and_removed(make_server):
     held = SMTPConn(ctx.wrap_socket(raw))
     assert held.reply().code == 220
 
-    text = open(p.conf).read()
-    text = text.replace("[listener submissions]\nlisten = 127.0.0.1:%d\nprofile = submissions\n"
-                        % p.subs_port,
-                        "[listener extra]\nlisten = 127.0.0.1:%d\nprofile = mx\n" % extra)
-    with open(p.conf, "w") as f:
-        f.write(text)
+    replace_submissions(p, "extra", extra)
     r = reload_admin(p)
     assert r.returncode == 0, r.stderr
     assert p.log_has("parent event=listen name=extra profile=mx tls=starttls addresses=1")

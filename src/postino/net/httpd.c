@@ -154,11 +154,22 @@ respond_error(struct http_client *c, const char *status, const char *extra)
 	respond(c, status, extra, body, (size_t)n);
 }
 
+/* net's numbers to store, which renders the text (IMSG_METRICS). */
+static void
+send_numbers(enum metrics_for why, uint64_t id)
+{
+	struct ipc_out	o;
+
+	ipc_out_init(&o);
+	ipc_put_u32(&o, why);
+	metrics_net_put(&o, &net.stats);
+	ipc_send(net.store, IMSG_METRICS, id, -1, &o);
+}
+
 /* A well-formed head: only GET /metrics is served. */
 static void
 request(struct http_client *c, const struct http_request *r)
 {
-	struct ipc_out	 o;
 	char		 esc[HTTP_TARGET_MAX * 4 + 1];
 	size_t		 plen = strcspn(r->target, "?");
 
@@ -175,10 +186,7 @@ request(struct http_client *c, const struct http_request *r)
 	}
 	bufferevent_disable(c->bev, EV_READ);
 	c->waiting = true;
-	ipc_out_init(&o);
-	ipc_put_u32(&o, METRICS_FOR_HTTP);
-	metrics_net_put(&o, &net.stats);
-	ipc_send(net.store, IMSG_METRICS, c->id, -1, &o);
+	send_numbers(METRICS_FOR_HTTP, c->id);
 }
 
 static void
@@ -282,31 +290,14 @@ httpd_text(struct ipc_msg *m)
 void
 httpd_ask(struct ipc_msg *m)
 {
-	struct ipc_out	o;
-
 	ipc_end(m);
-	ipc_out_init(&o);
-	ipc_put_u32(&o, METRICS_FOR_ADMIN);
-	metrics_net_put(&o, &net.stats);
-	ipc_send(net.store, IMSG_METRICS, m->id, -1, &o);
+	send_numbers(METRICS_FOR_ADMIN, m->id);
 }
 
-static void
-resume(evutil_socket_t fd, short ev, void *arg)
-{
-	evconnlistener_enable(arg);
-}
-
-/* EMFILE and friends: pause a second instead of spinning. */
 static void
 on_accept_error(struct evconnlistener *lev, void *arg)
 {
-	struct timeval	tv = { 1, 0 };
-
-	log_warn("metrics event=accept-error error=\"%s\"",
-	    strerror(EVUTIL_SOCKET_ERROR()));
-	evconnlistener_disable(lev);
-	evtimer_add(hd.resume, &tv);
+	net_accept_pause(lev, hd.resume, "metrics");
 }
 
 void
@@ -320,5 +311,5 @@ httpd_start(int fd)
 	if (lev == NULL)
 		fatalx("net: cannot listen on metrics descriptor %d", fd);
 	evconnlistener_set_error_cb(lev, on_accept_error);
-	hd.resume = evtimer_new(net.base, resume, lev);
+	hd.resume = net_resume_timer(lev);
 }

@@ -441,18 +441,32 @@ listener_resume(evutil_socket_t fd, short ev, void *arg)
 	evconnlistener_enable(arg);
 }
 
+struct event *
+net_resume_timer(struct evconnlistener *lev)
+{
+	return evtimer_new(net.base, listener_resume, lev);
+}
+
+void
+net_accept_pause(struct evconnlistener *lev, struct event *resume,
+    const char *proto)
+{
+	struct timeval	tv = { 1, 0 };
+
+	log_warn("%s event=accept-error error=\"%s\"", proto,
+	    strerror(errno));
+	evconnlistener_disable(lev);
+	evtimer_add(resume, &tv);
+}
+
 static void
 on_accept_error(struct evconnlistener *lev, void *arg)
 {
-	struct timeval	tv = { 1, 0 };
-	size_t		i;
+	size_t	i;
 
-	/* EMFILE and friends: pause a little instead of spinning. */
-	log_warn("smtp event=accept-error error=\"%s\"", strerror(errno));
-	evconnlistener_disable(lev);
 	for (i = 0; i < lst.n; i++)
 		if (lst.lev[i] == lev)
-			evtimer_add(lst.resume[i], &tv);
+			net_accept_pause(lev, lst.resume[i], "smtp");
 }
 
 static void
@@ -473,8 +487,7 @@ listeners_open(struct conf *conf, const struct role_listen *ls, size_t nls)
 			fatalx("net: cannot listen on descriptor %d", ls[i].fd);
 		evconnlistener_set_error_cb(lev, on_accept_error);
 		lst.lev[lst.n] = lev;
-		lst.resume[lst.n++] = evtimer_new(net.base, listener_resume,
-		    lev);
+		lst.resume[lst.n++] = net_resume_timer(lev);
 	}
 }
 

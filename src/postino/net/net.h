@@ -107,6 +107,16 @@ bool	net_flushed(struct bufferevent *bev, struct event **linger,
  */
 const char	*net_refusal_event(const char *check, const char *text);
 
+/*
+ * An accept error (EMFILE and friends) on lev: log it (proto: the
+ * log's first word) and pause lev a second instead of spinning; resume
+ * is lev's timer from net_resume_timer(), which enables it again.
+ */
+struct evconnlistener;
+struct event	*net_resume_timer(struct evconnlistener *);
+void		 net_accept_pause(struct evconnlistener *, struct event *resume,
+		    const char *proto);
+
 /* The port of an IPv4 or IPv6 address. */
 int	net_sockaddr_port(const struct sockaddr *);
 /* Its address as text (an IPv4-mapped one as IPv4). */
