@@ -181,6 +181,27 @@ def test_counters_move_by_the_sequence(srv):
         'postino_connections_total{listener="pop3s"}'}
 
 
+def test_outbound_deferred_and_the_queue(srv):
+    """A relayed message whose domain cannot be resolved (the tests' dead
+    DNS port): one outbound job, one deferred SMTP delivery, and the
+    message waits in the queue."""
+    before = samples(curl(srv))
+    with smtplib.SMTP_SSL("127.0.0.1", srv.subs_port, timeout=WAIT,
+                          context=unverified_context()) as c:
+        c.ehlo("client.example.org")
+        c.user, c.password = DEMO, DEMO_PASSWORD
+        c.auth("PLAIN", c.auth_plain)
+        c.sendmail(DEMO, ["friend@far.example.net"], "Subject: out\r\n\r\nx\r\n")
+    key = 'postino_deliveries_total{transport="smtp",outcome="deferred"}'
+    after = wait_for(srv, {key: before[key] + 1, "postino_outbound_sessions_current": 0})
+    assert after[key] - before[key] == 1
+    assert after["postino_outbound_sessions_total"] - before["postino_outbound_sessions_total"] == 1
+    assert after["postino_outbound_sessions_peak"] >= 1
+    assert after["postino_queue_messages"] == 1
+    assert 0 <= after["postino_queue_oldest_seconds"] < 2 * WAIT
+    assert after['postino_deliveries_total{transport="smtp",outcome="delivered"}'] == 0
+
+
 def test_histogram_is_consistent(srv):
     send_local(srv, 2)
     got = samples(curl(srv))
