@@ -151,7 +151,7 @@ def test_counters_move_by_the_sequence(srv):
     assert delta("postino_messages_accepted_total") == 3
     assert delta(key) == 3
     assert delta(rej("rcpt", "relay", "permanent")) == 2
-    assert delta(rej("mail", "message-size", "permanent")) == 1
+    assert delta(rej("mail", "size", "permanent")) == 1
     assert delta(auth("smtp", "PLAIN", "failure")) == 1
     assert delta(auth("smtp", "PLAIN", "success")) == 1
     # POP3 USER/PASS is verified, and counted, as PLAIN
@@ -174,7 +174,7 @@ def test_counters_move_by_the_sequence(srv):
              if after[k] != before.get(k)}
     assert moved == {
         "postino_messages_accepted_total", key, rej("rcpt", "relay", "permanent"),
-        rej("mail", "message-size", "permanent"), auth("smtp", "PLAIN", "failure"),
+        rej("mail", "size", "permanent"), auth("smtp", "PLAIN", "failure"),
         auth("smtp", "PLAIN", "success"), auth("pop3", "PLAIN", "success"),
         'postino_connections_total{listener="mx"}',
         'postino_connections_total{listener="submissions"}',
@@ -250,6 +250,26 @@ def test_blocks_and_connect_refusals(make_server):
     assert got[rej("connect", "blocked", "permanent")] == 0
     assert got[auth("smtp", "PLAIN", "failure")] == 2
     assert got['postino_connections_refused_total{listener="mx"}'] == 0
+
+
+def test_limits_counted_once_under_the_log_check_names(make_server):
+    """Refusals net makes itself carry the check= of their log line; the
+    R3.10 recipient limit, which net and store both enforce, is one
+    series."""
+    p = make_server(metrics=True, smtp={"max_recipients": 2, "max_message_size": 1024})
+    with smtplib.SMTP("127.0.0.1", p.mx_port, timeout=WAIT) as c:
+        c.ehlo("client.example.org")
+        c.mail(SENDER)
+        assert [c.rcpt(DEMO)[0] for _ in range(3)] == [250, 250, 452]
+        code, _ = c.data("Subject: big\r\n\r\n" + "x" * 2000 + "\r\n")
+        assert code == 552
+    got = samples(curl(p))
+    assert got[rej("rcpt", "max-recipients", "temporary")] == 1
+    assert got[rej("data", "size", "permanent")] == 1
+    assert got['%s_count{listener="mx"}' % TX] == 1
+    assert got["postino_messages_accepted_total"] == 0
+    assert "check=max-recipients" in p.read_log()
+    assert "check=size" in p.read_log()
 
 
 def test_admin_stats_shows_the_same_numbers(srv):
