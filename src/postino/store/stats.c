@@ -33,6 +33,12 @@
 
 enum { CLASS_PERM, CLASS_TEMP };
 
+#define POLICY_STAGES	(POLICY_DATA + 1)
+
+/* What the engine names a decision no check of its table made. */
+static const char *const policy_extra[] = { "store-error", "syntax" };
+#define NEXTRA	(sizeof(policy_extra) / sizeof(policy_extra[0]))
+
 static const char *const transport_names[ST_TRANSPORT_MAX] = {
 	"smtp", "lmtp", "maildir"
 };
@@ -68,7 +74,8 @@ static struct {
 	size_t			 nchecks, nmechs;
 	uint64_t		 accepted;
 	uint64_t		 policy[CHECKS_MAX][2];
-	uint64_t		 policy_other[2];	/* no check named */
+	/* by stage: the engine's own words, then any other */
+	uint64_t		 policy_extra[POLICY_STAGES][NEXTRA + 1][2];
 	uint64_t		 commit[NCOMMIT];
 	uint64_t		 auth[2][MECHS_MAX + 1][2];	/* svc, mech, ok */
 	uint64_t		 delivery[ST_TRANSPORT_MAX][SO_OUTCOME_MAX];
@@ -132,7 +139,11 @@ stats_policy(enum policy_stage stage, enum listener_profile profile,
 			sx.policy[i][reply_class(r->reply)]++;
 			return;
 		}
-	sx.policy_other[reply_class(r->reply)]++;
+	for (i = 0; i < NEXTRA; i++)
+		if (strcmp(policy_extra[i], r->check) == 0)
+			break;
+	if ((size_t)stage < POLICY_STAGES)	/* NEXTRA: "other" */
+		sx.policy_extra[stage][i][reply_class(r->reply)]++;
 }
 
 void
@@ -333,7 +344,8 @@ rej_add(struct rej_row *rows, size_t *nrows, size_t max, const char *stage,
 static void
 rejections(struct text *t, const struct metrics_net *m)
 {
-	struct rej_row		 rows[2 * CHECKS_MAX + 2 + MR_MAX + NCOMMIT];
+	struct rej_row		 rows[2 * CHECKS_MAX + POLICY_STAGES *
+				    (NEXTRA + 1) * 2 + MR_MAX + NCOMMIT];
 	enum policy_stage	 st;
 	const char		*name;
 	size_t			 i, n = 0, max = sizeof(rows) / sizeof(rows[0]);
@@ -349,10 +361,14 @@ rejections(struct text *t, const struct metrics_net *m)
 			rej_add(rows, &n, max, policy_stage_name(st), name, c,
 			    sx.policy[i][c]);
 	}
-	for (c = CLASS_PERM; c <= CLASS_TEMP; c++)
-		if (sx.policy_other[c] > 0)
-			rej_add(rows, &n, max, "other", "other", c,
-			    sx.policy_other[c]);
+	for (st = 0; st < POLICY_STAGES; st++)
+		for (i = 0; i <= NEXTRA; i++)
+			for (c = CLASS_PERM; c <= CLASS_TEMP; c++)
+				if (sx.policy_extra[st][i][c] > 0)
+					rej_add(rows, &n, max,
+					    policy_stage_name(st), i < NEXTRA ?
+					    policy_extra[i] : "other", c,
+					    sx.policy_extra[st][i][c]);
 	for (i = 0; i < MR_MAX; i++)
 		rej_add(rows, &n, max, metrics_refusals[i].stage,
 		    metrics_refusals[i].reason, metrics_refusals[i].temporary ?
