@@ -148,7 +148,7 @@ has_addr(const struct result *res, const char *ip)
 
 /* A port on 127.0.0.1 that was free for both UDP and TCP a moment ago. */
 static int
-free_port(void)
+free_port_once(void)
 {
 	struct sockaddr_in	sin;
 	socklen_t		len = sizeof(sin);
@@ -169,6 +169,18 @@ free_port(void)
 		port = ntohs(sin.sin_port);
 	close(u);
 	close(t);
+	return port;
+}
+
+/* The UDP port the kernel gives may be taken for TCP by another program
+ * on the machine: try a few. */
+static int
+free_port(void)
+{
+	int	i, port = -1;
+
+	for (i = 0; i < 50 && port == -1; i++)
+		port = free_port_once();
 	return port;
 }
 
