@@ -392,3 +392,49 @@ def test_listeners_follow_a_reload(make_server):
     assert r.returncode == 1
     assert "[metrics] listen changed: that takes a restart" in r.stderr, r.stderr
     curl(p)
+
+
+def test_places_come_back_after_big_and_trickling_requests(srv):
+    """Every place is given back in bounded time: after heads of 4 KiB
+    and more (431, and a 200 with junk after it), and after clients that
+    trickle a byte a second once answered."""
+    huge = b"GET /metrics HTTP/1.1\r\nX-Pad: " + b"a" * 8000 + b"\r\n\r\n"
+    junk = b"GET /metrics HTTP/1.0\r\n\r\n" + b"j" * 6000
+    for i in range(8):
+        data = http(srv, huge if i % 2 else junk)
+        assert status_line(data) in (b"HTTP/1.1 431 Request Header Fields Too Large",
+                                     b"HTTP/1.1 200 OK"), data[:80]
+    trickle = []
+    for _ in range(8):
+        s = socket.create_connection(("127.0.0.1", srv.metrics_port), timeout=WAIT)
+        s.sendall(b"GET /nope HTTP/1.1\r\n\r\n")
+        trickle.append(s)
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 4:        # past the 2 s linger
+            for s in trickle:
+                try:
+                    s.sendall(b"x")
+                except OSError:
+                    pass
+            time.sleep(0.5)
+        # All 16 places were given back: a scrape is served at once.
+        assert "postino_messages_accepted_total" in curl(srv)
+    finally:
+        for s in trickle:
+            s.close()
+
+
+def test_bdat_over_the_size_limit_is_counted(make_server):
+    p = make_server(metrics=True, smtp={"max_message_size": 1024})
+    c = p.connect()
+    c.ehlo()
+    assert c.cmd("MAIL FROM:<%s>" % SENDER).code == 250
+    assert c.cmd("RCPT TO:<%s>" % DEMO).code == 250
+    c.send(b"BDAT 2014\r\n" + b"x" * 2014)
+    r = c.reply()
+    assert r.raw == b"552 5.3.4 Message size exceeds fixed limit\r\n", r
+    c.close()
+    got = samples(curl(p))
+    assert got[rej("data", "size", "permanent")] == 1
+    assert got['%s_count{listener="mx"}' % TX] == 1

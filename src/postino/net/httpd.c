@@ -8,6 +8,9 @@
  * of at most HEAD_MAX octets, complete within REQUEST_TIMEOUT seconds
  * from the connect (a slow sender is cut), at most CLIENTS_MAX
  * clients at once; everything else gets a short error and the close.
+ * Every phase of a client has a deadline of its own (the head, store's
+ * text, the answer leaving, the linger after it), so no client holds
+ * one of the few places for long, whatever it sends or does not.
  * The head is parsed by lib/http (fuzzed); nothing of it is logged
  * but the method and the target, escaped.  The text itself comes from
  * store (store/stats.c), which holds most of the numbers: net sends
@@ -34,6 +37,7 @@
 
 #define HEAD_MAX		4096
 #define REQUEST_TIMEOUT		5	/* s, connect to the end of the head */
+#define STORE_TIMEOUT		10	/* s, for store's text */
 #define WRITE_TIMEOUT		10	/* s, for the answer to leave */
 #define LINGER_TIMEOUT		2	/* s, reading what is left after */
 #define LINGER_MAX		(64 * 1024)	/* octets read and dropped */
@@ -44,9 +48,10 @@ struct http_client {
 	struct http_client	*next;
 	uint64_t		 id;
 	struct bufferevent	*bev;
-	struct event		*deadline;	/* REQUEST_TIMEOUT */
+	struct event		*deadline;	/* of the phase it is in */
 	bool			 waiting;	/* for store's text */
 	bool			 answered;	/* respond() was called */
+	bool			 lingering;	/* the answer has left */
 	size_t			 drained;	/* after the answer */
 	char			 ip[64];
 };
@@ -118,8 +123,11 @@ write_done(struct bufferevent *bev, void *arg)
 	shutdown(bufferevent_getfd(bev), SHUT_WR);
 	bufferevent_disable(bev, EV_WRITE);
 	bufferevent_setcb(bev, drain_cb, NULL, event_cb, c);
-	bufferevent_set_timeouts(bev, &tv, NULL);
+	bufferevent_set_timeouts(bev, NULL, NULL);
 	bufferevent_enable(bev, EV_READ);
+	/* LINGER_TIMEOUT in all, however the client trickles. */
+	c->lingering = true;
+	evtimer_add(c->deadline, &tv);
 }
 
 /* One response, then the close; body may be NULL (len 0). */
@@ -128,6 +136,7 @@ respond(struct http_client *c, const char *status, const char *extra,
     const char *body, size_t len)
 {
 	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	struct evbuffer	*in = bufferevent_get_input(c->bev);
 	struct timeval	 tv = { WRITE_TIMEOUT, 0 };
 
 	evbuffer_add_printf(out, "HTTP/1.1 %s\r\nContent-Type: %s\r\n"
@@ -139,6 +148,12 @@ respond(struct http_client *c, const char *status, const char *extra,
 		evbuffer_add(out, body, len);
 	c->waiting = false;
 	c->answered = true;
+	evtimer_del(c->deadline);	/* the write timeout holds now */
+	/* What was read is dropped, and reading may go on past HEAD_MAX
+	 * (the linger), or it would stop for good at the watermark. */
+	c->drained += evbuffer_get_length(in);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_set_timeouts(c->bev, NULL, &tv);
 	bufferevent_setcb(c->bev, NULL, write_done, event_cb, c);
@@ -172,6 +187,7 @@ request(struct http_client *c, const struct http_request *r)
 {
 	char		 esc[HTTP_TARGET_MAX * 4 + 1];
 	size_t		 plen = strcspn(r->target, "?");
+	struct timeval	 tv = { STORE_TIMEOUT, 0 };
 
 	log_debug("metrics event=request address=[%s] method=%s target=%s",
 	    c->ip, r->method, log_escape(r->target, strlen(r->target), esc,
@@ -186,6 +202,7 @@ request(struct http_client *c, const struct http_request *r)
 	}
 	bufferevent_disable(c->bev, EV_READ);
 	c->waiting = true;
+	evtimer_add(c->deadline, &tv);
 	send_numbers(METRICS_FOR_HTTP, c->id);
 }
 
@@ -224,14 +241,24 @@ read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-/* The deadline for the whole head: a slow sender does not keep it. */
+/* The deadline of the phase: the head, store's text, the linger. */
 static void
 deadline(evutil_socket_t fd, short ev, void *arg)
 {
 	struct http_client	*c = arg;
 
-	/* waiting for store, or answered */
-	if (c->waiting || c->answered)
+	if (c->lingering) {
+		client_free(c);
+		return;
+	}
+	if (c->waiting) {
+		/* A late text from store finds the client not waiting. */
+		log_warn("metrics event=timeout address=[%s] waiting=store",
+		    c->ip);
+		respond_error(c, "503 Service Unavailable", "");
+		return;
+	}
+	if (c->answered)
 		return;
 	log_info("metrics event=timeout address=[%s]", c->ip);
 	respond_error(c, "408 Request Timeout", "");

@@ -596,6 +596,7 @@ message_commit(struct smtp_session *s)
 		message_refused(s, "store-error",
 		    "451 4.3.0 Error: local error in processing");
 		net_stat_refused("data", "store-error");
+		net_stat_transaction(s->l, &s->tx_start);
 		tx_reset(s);
 		return;
 	}
@@ -679,6 +680,8 @@ bdat_step(struct smtp_session *s)
 		spool_flush(s);
 		message_refused(s, "size",
 		    "552 5.3.4 Message size exceeds fixed limit");
+		net_stat_refused("data", "size");
+		net_stat_transaction(s->l, &s->tx_start);
 		tx_reset(s);
 		return;
 	}
@@ -1010,6 +1013,7 @@ spool_ready(struct smtp_session *s, struct ipc_msg *m)
 		log_refusal(s, "", "store-error", text);
 		net_stat_refused("data", "store-error");
 		if (!s->bdat) {
+			net_stat_transaction(s->l, &s->tx_start);
 			reply(s, "%s", text);
 			return;
 		}
