@@ -135,9 +135,10 @@ test_lone(void)
 	CHECK_INT(count_files("spool/incoming"), 0);
 }
 
-/* Commits made together all succeed, with fewer directory fsyncs. */
-static void
-test_group(void)
+/* GROUP commits made together: all succeed; the directory fsyncs
+ * they took. */
+static uint64_t
+group_round(void)
 {
 	struct envelope	env;
 	char		qids[GROUP][QID_LEN + 1];
@@ -156,13 +157,31 @@ test_group(void)
 	CHECK_INT(nadded, GROUP);
 	queue_counts(q, &c1, &s1);
 	CHECK_INT(c1 - c0, GROUP);
-	CHECK(s1 - s0 >= 1);
-	CHECK(s1 - s0 < GROUP);
-	printf("  %d commits, %llu directory fsyncs\n", GROUP,
-	    (unsigned long long)(s1 - s0));
+	CHECK(s1 - s0 >= 1 && s1 - s0 <= GROUP);
 	for (i = 0; i < GROUP; i++)
 		check_queued(qids[i], 100 + i);
 	CHECK_INT(count_files("spool/incoming"), 0);
+	return s1 - s0;
+}
+
+/*
+ * Commits made together share directory fsyncs.  Whether two overlap
+ * depends on the disk's timing (a fast fsync may end before the next
+ * rename), so a few rounds are allowed; without group commit every
+ * round takes GROUP fsyncs.
+ */
+static void
+test_group(void)
+{
+	uint64_t	syncs = GROUP;
+	int		round;
+
+	for (round = 0; round < 10 && syncs == GROUP; round++) {
+		syncs = group_round();
+		printf("  %d commits, %llu directory fsyncs\n", GROUP,
+		    (unsigned long long)syncs);
+	}
+	CHECK(syncs < GROUP);
 }
 
 /* A file shorter than announced is refused and removed; nothing is

@@ -13,7 +13,6 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 
 #include "compat.h"
 #include "conf.h"
+#include "dirsync.h"
 #include "fsio.h"
 #include "log.h"
 #include "maildir.h"
@@ -41,26 +41,7 @@ struct spool {
 	bool		 committing;
 };
 
-/*
- * Group commit (docs/queue.md).  A rename into spool/queue is durable
- * once an fsync of the directory that began after it has returned, and
- * one fsync covers every rename before it.  So a commit whose rename
- * finds the directory idle syncs it at once on its own worker (a lone
- * commit waits for nothing), and one whose rename finds a sync running
- * is parked on the loop, without a worker, until that sync ends: then
- * all the parked ones share the next sync.  The added wait is at most
- * one directory fsync, the one that was running.
- *
- * Workers and the loop share only this, under mtx.
- */
-struct dirsync {
-	pthread_mutex_t	 mtx;
-	bool		 busy;		/* an fsync of spool/queue is running */
-	unsigned int	 waiting;	/* renamed, waiting for a batch */
-};
-
 struct commit_job {
-	struct commit_job *next;	/* in the parked list */
 	struct queue	*q;
 	struct spool	*sp;
 	char		*env;
@@ -68,16 +49,9 @@ struct commit_job {
 	uint64_t	 msglen;
 	enum commit_status status;
 	bool		 renamed;	/* it is in spool/queue now */
-	bool		 synced;	/* it ran the directory fsync itself */
+	bool		 waits;		/* for a shared fsync of spool/queue */
 	queue_commit_cb	 cb;
 	void		*arg;
-};
-
-/* One directory fsync for the parked commits, on a worker. */
-struct batch {
-	struct queue		*q;
-	struct commit_job	*jobs;
-	int			 error;	/* errno of the fsync, or 0 */
 };
 
 struct queue {
@@ -87,11 +61,8 @@ struct queue {
 	struct spool		*spools[SPOOL_BUCKETS];
 	queue_added_cb		 added;
 	void			*added_arg;
-	int			 queue_dir;	/* spool/queue, for fsync */
-	struct dirsync		 ds;
-	struct commit_job	*parked, **parked_tail;
-	unsigned int		 nparked;
-	uint64_t		 ncommits, ndirsyncs;
+	struct dirsync		*dirsync;
+	uint64_t		 ncommits;
 };
 
 static unsigned int
@@ -226,32 +197,13 @@ queue_spool_abort(struct queue *q, const char *qid)
 	spool_remove(q, sp);
 }
 
-/*
- * A worker after its rename: true if it may sync the directory itself,
- * which it must then release; false if it is counted as waiting for
- * the loop's next batch.  Waiting commits go first, so a stream of
- * new ones cannot starve them.
- */
-static bool
-dirsync_claim(struct dirsync *ds)
-{
-	bool	mine;
-
-	pthread_mutex_lock(&ds->mtx);
-	if ((mine = !ds->busy && ds->waiting == 0))
-		ds->busy = true;
-	else
-		ds->waiting++;
-	pthread_mutex_unlock(&ds->mtx);
-	return mine;
-}
-
 static void
-dirsync_release(struct dirsync *ds)
+commit_failed(struct commit_job *j, int error)
 {
-	pthread_mutex_lock(&ds->mtx);
-	ds->busy = false;
-	pthread_mutex_unlock(&ds->mtx);
+	j->status = error == ENOSPC || error == EDQUOT ? COMMIT_NOSPACE :
+	    COMMIT_TEMPFAIL;
+	log_warn("queue qid=%s event=commit-failed error=\"%s\"", j->sp->qid,
+	    strerror(error));
 }
 
 static void
@@ -264,7 +216,6 @@ commit_work(void *arg)
 	struct stat		 st;
 	int			 fd = j->sp->fd, r;
 
-	j->status = COMMIT_TEMPFAIL;
 	if (fstat(fd, &st) == -1 || (uint64_t)st.st_size != j->msglen) {
 		log_warn("queue qid=%s event=commit-refused reason=size "
 		    "file=%lld said=%" PRIu64, j->sp->qid,
@@ -282,20 +233,16 @@ commit_work(void *arg)
 	if (rename(from, to) == -1)
 		goto fail;
 	j->renamed = true;
-	if (!dirsync_claim(&q->ds))
-		return;		/* the loop batches it (commit_done) */
-	j->synced = true;
-	r = fsync(q->queue_dir);
-	dirsync_release(&q->ds);
-	if (r == -1)
+	/* group commit: this fsync now, or a shared one (commit_done) */
+	if ((r = dirsync_try(q->dirsync, DIR_QUEUE)) == 1)
+		j->waits = true;
+	else if (r == 0)
+		j->status = COMMIT_OK;
+	else
 		goto fail;
-	j->status = COMMIT_OK;
 	return;
 fail:
-	if (errno == ENOSPC || errno == EDQUOT)
-		j->status = COMMIT_NOSPACE;
-	log_warn("queue qid=%s event=commit-failed error=\"%s\"", j->sp->qid,
-	    strerror(errno));
+	commit_failed(j, errno);
 }
 
 /* The commit is durable, or has failed: tell the caller (loop). */
@@ -321,68 +268,17 @@ commit_finish(struct commit_job *j)
 	free(j);
 }
 
+/* The shared fsync of spool/queue covering j's rename has returned. */
 static void
-batch_work(void *arg)
+commit_synced(void *arg, int error)
 {
-	struct batch	*b = arg;
+	struct commit_job	*j = arg;
 
-	b->error = fsync(b->q->queue_dir) == -1 ? errno : 0;
-	dirsync_release(&b->q->ds);
-}
-
-static void	dirsync_kick(struct queue *);
-
-static void
-batch_done(void *arg)
-{
-	struct batch		*b = arg;
-	struct queue		*q = b->q;
-	struct commit_job	*j;
-
-	q->ndirsyncs++;
-	while ((j = b->jobs) != NULL) {
-		b->jobs = j->next;
-		if (b->error == 0)
-			j->status = COMMIT_OK;
-		else {
-			j->status = b->error == ENOSPC || b->error == EDQUOT ?
-			    COMMIT_NOSPACE : COMMIT_TEMPFAIL;
-			log_warn("queue qid=%s event=commit-failed "
-			    "error=\"%s\"", j->sp->qid, strerror(b->error));
-		}
-		commit_finish(j);
-	}
-	free(b);
-	dirsync_kick(q);
-}
-
-/*
- * Start a batch of the parked commits if the directory is idle.  Run
- * after each event that can make it so: a commit parked, a worker's or
- * a batch's sync returned (each releases before its done runs here).
- */
-static void
-dirsync_kick(struct queue *q)
-{
-	struct batch	*b;
-
-	if (q->parked == NULL)
-		return;
-	pthread_mutex_lock(&q->ds.mtx);
-	if (q->ds.busy) {
-		pthread_mutex_unlock(&q->ds.mtx);
-		return;
-	}
-	q->ds.busy = true;
-	q->ds.waiting -= q->nparked;
-	pthread_mutex_unlock(&q->ds.mtx);
-	b = xcalloc(1, sizeof(*b));
-	b->q = q;
-	b->jobs = q->parked;
-	q->parked = NULL;
-	q->parked_tail = &q->parked;
-	q->nparked = 0;
-	pool_run(q->pool, batch_work, batch_done, b);
+	if (error == 0)
+		j->status = COMMIT_OK;
+	else
+		commit_failed(j, error);
+	commit_finish(j);
 }
 
 static void
@@ -391,18 +287,12 @@ commit_done(void *arg)
 	struct commit_job	*j = arg;
 	struct queue		*q = j->q;
 
-	if (j->renamed && !j->synced) {
-		/* its rename waits for a directory fsync: park it */
-		j->next = NULL;
-		*q->parked_tail = j;
-		q->parked_tail = &j->next;
-		q->nparked++;
-	} else {
-		if (j->synced)
-			q->ndirsyncs++;
+	if (j->waits)
+		dirsync_wait(q->dirsync, DIR_QUEUE, commit_synced, j);
+	else {
 		commit_finish(j);
+		dirsync_kick(q->dirsync);
 	}
-	dirsync_kick(q);
 }
 
 void
@@ -426,6 +316,7 @@ queue_spool_commit(struct queue *q, struct envelope *env, queue_commit_cb cb,
 	j->env = envelope_format(env, &j->envlen);
 	j->cb = cb;
 	j->arg = arg;
+	j->status = COMMIT_TEMPFAIL;
 	envelope_clear(env);
 	pool_run(q->pool, commit_work, commit_done, j);
 }
@@ -435,7 +326,13 @@ queue_counts(const struct queue *q, uint64_t *commits_r,
     uint64_t *dirsyncs_r)
 {
 	*commits_r = q->ncommits;
-	*dirsyncs_r = q->ndirsyncs;
+	*dirsyncs_r = dirsync_count(q->dirsync, DIR_QUEUE);
+}
+
+struct dirsync *
+queue_dirsync(const struct queue *q)
+{
+	return q->dirsync;
 }
 
 int
@@ -502,11 +399,7 @@ queue_open(struct event_base *base, struct pool *pool,
 	    fsio_mkdirs(DIR_QUEUE, 0700) == -1 ||
 	    fsio_mkdirs(MAILDIR_ROOT, 0700) == -1)
 		fatal("cannot make the spool directories");
-	if ((q->queue_dir = open(DIR_QUEUE, O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC)) == -1)
-		fatal("open " DIR_QUEUE);
-	pthread_mutex_init(&q->ds.mtx, NULL);
-	q->parked_tail = &q->parked;
+	q->dirsync = dirsync_new(pool);
 	srandom((unsigned int)(time(NULL) ^ getpid()));
 	recover(q);
 	return q;

@@ -18,6 +18,7 @@ struct event_base;
 struct pool;
 struct conf;
 struct queue;
+struct dirsync;
 
 typedef void (*queue_commit_cb)(void *arg, enum commit_status);
 typedef void (*queue_added_cb)(void *arg, const char *qid);
@@ -61,6 +62,10 @@ void	queue_spool_commit(struct queue *, struct envelope *env,
  * them durable: fewer when commits came together. */
 void	queue_counts(const struct queue *, uint64_t *commits_r,
 	    uint64_t *dirsyncs_r);
+
+/* The group commit of directory fsyncs the queue uses (dirsync.h),
+ * for the Maildir deliveries too. */
+struct dirsync	*queue_dirsync(const struct queue *);
 
 /* Called with the queue id of every message committed from now on. */
 void	queue_set_added(struct queue *, queue_added_cb cb, void *arg);
