@@ -55,10 +55,12 @@ pool_thread(void *arg)
 
 		pthread_mutex_lock(&p->mtx);
 		j->next = NULL;
+		/* one wake-up for a list: the loop takes it all at once */
+		if (p->finished == NULL && write(p->pipe[1], &c, 1) == -1 &&
+		    errno != EAGAIN)
+			fatal("pool: wake-up pipe");
 		*p->fin_tail = j;
 		p->fin_tail = &j->next;
-		if (write(p->pipe[1], &c, 1) == -1 && errno != EAGAIN)
-			fatal("pool: wake-up pipe");
 	}
 	return NULL;
 }
@@ -123,7 +125,8 @@ pool_run(struct pool *p, pool_fn work, pool_fn done, void *arg)
 		pthread_detach(t);
 		p->nthreads++;
 	}
-	pthread_cond_signal(&p->cond);
+	if (p->idle > 0)
+		pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->mtx);
 }
 
