@@ -206,7 +206,8 @@ dirsync_kick(struct dirsync *ds)
 	pthread_mutex_unlock(&ds->mtx);
 	while ((b = start) != NULL) {
 		start = b->next;
-		pool_run(ds->pool, batch_work, batch_done, b);
+		/* many wait for it: it goes before queued jobs */
+		pool_run_first(ds->pool, batch_work, batch_done, b);
 	}
 }
 
