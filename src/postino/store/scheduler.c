@@ -211,13 +211,14 @@ clean_word(char *dst, size_t size, const char *src)
 /*
  * A recipient for a log line, escaped (log_escape): a quoted local part
  * may hold spaces and quotes (RFC 5321 4.1.2), and a bare value none.
- * domain NULL: local is the whole address.  One buffer: store has one
- * thread, and a line names one recipient.
+ * domain NULL: local is the whole address.  One buffer per thread:
+ * local deliveries are logged on the workers too, and a line names one
+ * recipient.
  */
 static const char *
 rcpt_text(const char *local, const char *domain)
 {
-	static char	buf[(2 * ADDR_PATH_MAX + 2) * 4];
+	static __thread char	buf[(2 * ADDR_PATH_MAX + 2) * 4];
 	char		addr[2 * ADDR_PATH_MAX + 2];	/* a target's parts */
 
 	snprintf(addr, sizeof(addr), "%s%s%s", local, domain ? "@" : "",
