@@ -81,7 +81,7 @@ $(B)/sendmail: $(call obj,$(SENDMAIL_SRCS)) $(CORE_OBJS)
 # A unit test links the generic and mail code and the account store.
 TEST_OBJS := $(CORE_OBJS) $(call obj,$(DB_SRCS) src/postino/store/envelope.c \
 	     src/postino/store/mailbox.c src/postino/store/maildir.c \
-	     src/postino/store/clamd.c)
+	     src/postino/store/clamd.c src/postino/store/queue.c)
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(TEST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)

@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -55,10 +56,12 @@ pool_thread(void *arg)
 
 		pthread_mutex_lock(&p->mtx);
 		j->next = NULL;
+		/* one wake-up for a list: the loop takes it all at once */
+		if (p->finished == NULL && write(p->pipe[1], &c, 1) == -1 &&
+		    errno != EAGAIN)
+			fatal("pool: wake-up pipe");
 		*p->fin_tail = j;
 		p->fin_tail = &j->next;
-		if (write(p->pipe[1], &c, 1) == -1 && errno != EAGAIN)
-			fatal("pool: wake-up pipe");
 	}
 	return NULL;
 }
@@ -104,8 +107,8 @@ pool_new(struct event_base *base, unsigned int nthreads)
 	return p;
 }
 
-void
-pool_run(struct pool *p, pool_fn work, pool_fn done, void *arg)
+static void
+submit(struct pool *p, pool_fn work, pool_fn done, void *arg, bool first)
 {
 	struct job	*j = xcalloc(1, sizeof(*j));
 	pthread_t	 t;
@@ -115,16 +118,35 @@ pool_run(struct pool *p, pool_fn work, pool_fn done, void *arg)
 	j->arg = arg;
 	p->pending++;
 	pthread_mutex_lock(&p->mtx);
-	*p->todo_tail = j;
-	p->todo_tail = &j->next;
+	if (first) {
+		if ((j->next = p->todo) == NULL)
+			p->todo_tail = &j->next;
+		p->todo = j;
+	} else {
+		*p->todo_tail = j;
+		p->todo_tail = &j->next;
+	}
 	if (p->idle == 0 && p->nthreads < p->max) {
 		if (pthread_create(&t, NULL, pool_thread, p) != 0)
 			fatalx("pool: cannot start a worker thread");
 		pthread_detach(t);
 		p->nthreads++;
 	}
-	pthread_cond_signal(&p->cond);
+	if (p->idle > 0)
+		pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->mtx);
+}
+
+void
+pool_run(struct pool *p, pool_fn work, pool_fn done, void *arg)
+{
+	submit(p, work, done, arg, false);
+}
+
+void
+pool_run_first(struct pool *p, pool_fn work, pool_fn done, void *arg)
+{
+	submit(p, work, done, arg, true);
 }
 
 unsigned int

@@ -16,6 +16,10 @@ typedef void (*pool_fn)(void *arg);
 
 struct pool	*pool_new(struct event_base *, unsigned int nthreads);
 void		 pool_run(struct pool *, pool_fn work, pool_fn done, void *arg);
+/* Ahead of the jobs waiting for a worker: for short work that
+ * releases others (the shared fsync of a group commit). */
+void		 pool_run_first(struct pool *, pool_fn work, pool_fn done,
+		    void *arg);
 /* Jobs submitted and not yet completed (done not yet called). */
 unsigned int	 pool_pending(const struct pool *);
 

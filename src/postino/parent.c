@@ -524,12 +524,13 @@ stop_roles(int sig)
 	for (tries = 0; tries < 100 && (pa.net > 0 || pa.store > 0); tries++) {
 		pid_t pid = waitpid(-1, NULL, WNOHANG);
 
-		if (pid == pa.net)
+		/* first: once one role is reaped, its pid 0 matches "none" */
+		if (pid <= 0)
+			usleep(50000);
+		else if (pid == pa.net)
 			pa.net = 0;
 		else if (pid == pa.store)
 			pa.store = 0;
-		else if (pid <= 0)
-			usleep(50000);
 	}
 	for (i = 0; i < 2; i++)
 		if (*roles[i] > 0) {

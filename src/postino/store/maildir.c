@@ -62,11 +62,27 @@ maildir_make(const char *box)
 	return 0;
 }
 
+/* Open tmp for writing; the first delivery to a box makes it. */
+static int
+tmp_open(const char *box, const char *tmp)
+{
+	int	fd;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1 && errno == ENOENT) {
+		if (maildir_make(box) == -1)
+			return -1;
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0600);
+	}
+	return fd;
+}
+
 int
 maildir_deliver(const char *root, const char *domain, const char *local_part,
-    const char *name, int msgfd, off_t len)
+    const char *name, int msgfd, off_t len, char *syncdir, size_t size)
 {
-	char	box[PATH_MAX], tmp[PATH_MAX], dst[PATH_MAX], dir[PATH_MAX];
+	char	box[PATH_MAX], tmp[PATH_MAX], dst[PATH_MAX];
 	int	fd, r, saved;
 
 	if ((r = maildir_box_path(box, sizeof(box), root, domain, local_part,
@@ -74,18 +90,18 @@ maildir_deliver(const char *root, const char *domain, const char *local_part,
 		return r;
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/tmp/%s", box, name) >=
 	    sizeof(tmp) || (size_t)snprintf(dst, sizeof(dst), "%s/new/%s",
-	    box, name) >= sizeof(dst)) {
+	    box, name) >= sizeof(dst) || (size_t)snprintf(syncdir, size,
+	    "%s/new", box) >= size) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
 	if (access(dst, F_OK) == 0) {
-		unlink(tmp);	/* delivered before a crash cut us short */
+		/* delivered before a crash cut us short; maybe not yet
+		 * durable if the crash was only of this process */
+		unlink(tmp);
 		return 0;
 	}
-	if (maildir_make(box) == -1)
-		return -1;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1)
+	if ((fd = tmp_open(box, tmp)) == -1)
 		return -1;
 	if (fsio_copy(msgfd, 0, len, fd) == -1 || fsync(fd) == -1)
 		goto out_close;
@@ -94,12 +110,13 @@ maildir_deliver(const char *root, const char *domain, const char *local_part,
 		goto out_unlink;
 	}
 	fd = -1;
-	if (link(tmp, dst) == -1 && errno != EEXIST)
+	/* new/ removed under an existing tmp/: make the box again */
+	if (link(tmp, dst) == -1 && (errno != ENOENT ||
+	    maildir_make(box) == -1 || link(tmp, dst) == -1) &&
+	    errno != EEXIST)
 		goto out_unlink;
 	unlink(tmp);
-	strlcpy(dir, dst, sizeof(dir));
-	*strrchr(dir, '/') = '\0';
-	return fsio_fsync_dir(dir);
+	return 0;
 
 out_close:
 	saved = errno;

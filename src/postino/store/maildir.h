@@ -26,15 +26,19 @@ int	maildir_make(const char *box);
 /*
  * Deliver len octets of msgfd (from offset 0) into the Maildir
  * <root>/<domain>/<local_part>/, under the file name <name>: written in
- * tmp/, fsync'ed, then linked into new/ and new/ fsync'ed.  The name
- * is the same for every attempt at the same recipient of the same
- * queued message, and a name already in new/ counts as delivered: so a
- * retry after a crash never delivers twice.
- * Returns 0; -1 with errno for a temporary failure; -2 when the
- * mailbox name is unusable (a permanent failure: '/', a leading dot or
- * a control character in a component).
+ * tmp/, fsync'ed, then linked into new/.  The name is the same for
+ * every attempt at the same recipient of the same queued message, and
+ * a name already in new/ counts as delivered: so a retry after a crash
+ * never delivers twice.  The box is made when it is not there.
+ * Returns 0 with the path of new/ in syncdir, which the caller must
+ * fsync before the delivery counts (dirsync.h lets deliveries share
+ * it), also when the name was already there; -1 with
+ * errno for a temporary failure; -2 when the mailbox name is unusable
+ * (a permanent failure: '/', a leading dot or a control character in
+ * a component).
  */
 int	maildir_deliver(const char *root, const char *domain,
-	    const char *local_part, const char *name, int msgfd, off_t len);
+	    const char *local_part, const char *name, int msgfd, off_t len,
+	    char *syncdir, size_t size);
 
 #endif

@@ -22,6 +22,7 @@
 
 #include "compat.h"
 #include "conf.h"
+#include "dirsync.h"
 #include "fsio.h"
 #include "log.h"
 #include "maildir.h"
@@ -40,15 +41,6 @@ struct spool {
 	bool		 committing;
 };
 
-struct queue {
-	struct event_base	*base;
-	struct pool		*pool;
-	const struct conf	*conf;
-	struct spool		*spools[SPOOL_BUCKETS];
-	queue_added_cb		 added;
-	void			*added_arg;
-};
-
 struct commit_job {
 	struct queue	*q;
 	struct spool	*sp;
@@ -56,8 +48,21 @@ struct commit_job {
 	size_t		 envlen;
 	uint64_t	 msglen;
 	enum commit_status status;
+	bool		 renamed;	/* it is in spool/queue now */
+	bool		 waits;		/* for a shared fsync of spool/queue */
 	queue_commit_cb	 cb;
 	void		*arg;
+};
+
+struct queue {
+	struct event_base	*base;
+	struct pool		*pool;
+	const struct conf	*conf;
+	struct spool		*spools[SPOOL_BUCKETS];
+	queue_added_cb		 added;
+	void			*added_arg;
+	struct dirsync		*dirsync;
+	uint64_t		 ncommits;
 };
 
 static unsigned int
@@ -193,15 +198,24 @@ queue_spool_abort(struct queue *q, const char *qid)
 }
 
 static void
+commit_failed(struct commit_job *j, int error)
+{
+	j->status = error == ENOSPC || error == EDQUOT ? COMMIT_NOSPACE :
+	    COMMIT_TEMPFAIL;
+	log_warn("queue qid=%s event=commit-failed error=\"%s\"", j->sp->qid,
+	    strerror(error));
+}
+
+static void
 commit_work(void *arg)
 {
 	struct commit_job	*j = arg;
+	struct queue		*q = j->q;
 	char			 trailer[ENV_TRAILER_LEN + 1];
 	char			 from[64], to[64];
 	struct stat		 st;
-	int			 fd = j->sp->fd;
+	int			 fd = j->sp->fd, r;
 
-	j->status = COMMIT_TEMPFAIL;
 	if (fstat(fd, &st) == -1 || (uint64_t)st.st_size != j->msglen) {
 		log_warn("queue qid=%s event=commit-refused reason=size "
 		    "file=%lld said=%" PRIu64, j->sp->qid,
@@ -209,21 +223,62 @@ commit_work(void *arg)
 		return;
 	}
 	envelope_trailer(trailer, j->msglen, j->envlen);
+	/* fdatasync: the size and blocks are synced, the times need not */
 	if (fsio_pwrite_all(fd, j->env, j->envlen, (off_t)j->msglen) == -1 ||
 	    fsio_pwrite_all(fd, trailer, ENV_TRAILER_LEN,
-	    (off_t)(j->msglen + j->envlen)) == -1 || fsync(fd) == -1)
+	    (off_t)(j->msglen + j->envlen)) == -1 || fdatasync(fd) == -1)
 		goto fail;
 	snprintf(from, sizeof(from), DIR_INCOMING "/%s", j->sp->qid);
 	snprintf(to, sizeof(to), DIR_QUEUE "/%s", j->sp->qid);
-	if (rename(from, to) == -1 || fsio_fsync_dir(DIR_QUEUE) == -1)
+	if (rename(from, to) == -1)
 		goto fail;
-	j->status = COMMIT_OK;
+	j->renamed = true;
+	/* group commit: this fsync now, or a shared one (commit_done) */
+	if ((r = dirsync_try(q->dirsync, DIR_QUEUE)) == 1)
+		j->waits = true;
+	else if (r == 0)
+		j->status = COMMIT_OK;
+	else
+		goto fail;
 	return;
 fail:
-	if (errno == ENOSPC || errno == EDQUOT)
-		j->status = COMMIT_NOSPACE;
-	log_warn("queue qid=%s event=commit-failed error=\"%s\"", j->sp->qid,
-	    strerror(errno));
+	commit_failed(j, errno);
+}
+
+/* The commit is durable, or has failed: tell the caller (loop). */
+static void
+commit_finish(struct commit_job *j)
+{
+	struct queue	*q = j->q;
+	char		 path[64];
+
+	if (j->status == COMMIT_OK) {
+		q->ncommits++;
+		if (q->added != NULL)
+			q->added(q->added_arg, j->sp->qid);
+	} else {
+		/* never acknowledged: not in spool/queue after a restart */
+		snprintf(path, sizeof(path), "%s/%s", j->renamed ?
+		    DIR_QUEUE : DIR_INCOMING, j->sp->qid);
+		unlink(path);
+	}
+	spool_remove(q, j->sp);
+	j->cb(j->arg, j->status);
+	free(j->env);
+	free(j);
+}
+
+/* The shared fsync of spool/queue covering j's rename has returned. */
+static void
+commit_synced(void *arg, int error)
+{
+	struct commit_job	*j = arg;
+
+	if (error == 0)
+		j->status = COMMIT_OK;
+	else
+		commit_failed(j, error);
+	commit_finish(j);
 }
 
 static void
@@ -231,19 +286,13 @@ commit_done(void *arg)
 {
 	struct commit_job	*j = arg;
 	struct queue		*q = j->q;
-	char			 path[64];
 
-	if (j->status == COMMIT_OK) {
-		if (q->added != NULL)
-			q->added(q->added_arg, j->sp->qid);
-	} else {
-		snprintf(path, sizeof(path), DIR_INCOMING "/%s", j->sp->qid);
-		unlink(path);
+	if (j->waits)
+		dirsync_wait(q->dirsync, DIR_QUEUE, commit_synced, j);
+	else {
+		commit_finish(j);
+		dirsync_kick(q->dirsync);
 	}
-	spool_remove(q, j->sp);
-	j->cb(j->arg, j->status);
-	free(j->env);
-	free(j);
 }
 
 void
@@ -267,8 +316,23 @@ queue_spool_commit(struct queue *q, struct envelope *env, queue_commit_cb cb,
 	j->env = envelope_format(env, &j->envlen);
 	j->cb = cb;
 	j->arg = arg;
+	j->status = COMMIT_TEMPFAIL;
 	envelope_clear(env);
 	pool_run(q->pool, commit_work, commit_done, j);
+}
+
+void
+queue_counts(const struct queue *q, uint64_t *commits_r,
+    uint64_t *dirsyncs_r)
+{
+	*commits_r = q->ncommits;
+	*dirsyncs_r = dirsync_count(q->dirsync, DIR_QUEUE);
+}
+
+struct dirsync *
+queue_dirsync(const struct queue *q)
+{
+	return q->dirsync;
 }
 
 int
@@ -335,6 +399,7 @@ queue_open(struct event_base *base, struct pool *pool,
 	    fsio_mkdirs(DIR_QUEUE, 0700) == -1 ||
 	    fsio_mkdirs(MAILDIR_ROOT, 0700) == -1)
 		fatal("cannot make the spool directories");
+	q->dirsync = dirsync_new(pool);
 	srandom((unsigned int)(time(NULL) ^ getpid()));
 	recover(q);
 	return q;

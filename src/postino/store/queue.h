@@ -18,6 +18,7 @@ struct event_base;
 struct pool;
 struct conf;
 struct queue;
+struct dirsync;
 
 typedef void (*queue_commit_cb)(void *arg, enum commit_status);
 typedef void (*queue_added_cb)(void *arg, const char *qid);
@@ -47,13 +48,24 @@ void	queue_spool_abort(struct queue *, const char *qid);
 
 /*
  * Commit: check the file holds msglen octets, append the envelope,
- * fsync, rename into spool/queue, fsync the directory, all in a worker;
- * then cb(arg, status) on the loop and the message is scheduled.
+ * fdatasync, rename into spool/queue, in a worker; then an fsync of
+ * the directory, shared by the commits that arrive together (group
+ * commit); then cb(arg, status) on the loop and the message is
+ * scheduled.
  * env->qid must be an open incoming id (else cb gets COMMIT_TEMPFAIL).
  * Takes env's targets (env is cleared).
  */
 void	queue_spool_commit(struct queue *, struct envelope *env,
 	    queue_commit_cb cb, void *arg);
+
+/* Commits that succeeded, and the fsyncs of spool/queue that made
+ * them durable: fewer when commits came together. */
+void	queue_counts(const struct queue *, uint64_t *commits_r,
+	    uint64_t *dirsyncs_r);
+
+/* The group commit of directory fsyncs the queue uses (dirsync.h),
+ * for the Maildir deliveries too. */
+struct dirsync	*queue_dirsync(const struct queue *);
 
 /* Called with the queue id of every message committed from now on. */
 void	queue_set_added(struct queue *, queue_added_cb cb, void *arg);

@@ -24,6 +24,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -37,6 +38,7 @@
 #include "compat.h"
 #include "conf.h"
 #include "db.h"
+#include "dirsync.h"
 #include "dsn.h"
 #include "envelope.h"
 #include "fsio.h"
@@ -77,6 +79,7 @@ struct tstat {
 	char		status[16];	/* "4.4.1" */
 	char		remote[256];	/* "mx.example.org[192.0.2.1]" */
 	char		text[TEXT_MAX];
+	char		*syncdir;	/* in this new/, until its fsync */
 };
 
 struct qmsg {
@@ -98,6 +101,13 @@ struct qmsg {
 	int		 fd;
 	unsigned int	 jobs;		/* not yet answered by net */
 	unsigned int	 notices;	/* notifications being committed */
+	unsigned int	 syncs;		/* deliveries waiting for new/ */
+};
+
+/* A delivery waiting for a shared fsync of its new/ (dirsync.h). */
+struct sync_wait {
+	struct qmsg	*m;
+	size_t		 i;		/* the target */
 };
 
 struct dom {
@@ -201,13 +211,14 @@ clean_word(char *dst, size_t size, const char *src)
 /*
  * A recipient for a log line, escaped (log_escape): a quoted local part
  * may hold spaces and quotes (RFC 5321 4.1.2), and a bare value none.
- * domain NULL: local is the whole address.  One buffer: store has one
- * thread, and a line names one recipient.
+ * domain NULL: local is the whole address.  One buffer per thread:
+ * local deliveries are logged on the workers too, and a line names one
+ * recipient.
  */
 static const char *
 rcpt_text(const char *local, const char *domain)
 {
-	static char	buf[(2 * ADDR_PATH_MAX + 2) * 4];
+	static __thread char	buf[(2 * ADDR_PATH_MAX + 2) * 4];
 	char		addr[2 * ADDR_PATH_MAX + 2];	/* a target's parts */
 
 	snprintf(addr, sizeof(addr), "%s%s%s", local, domain ? "@" : "",
@@ -331,18 +342,13 @@ state_next_try(const char *qid, const struct conf *conf)
 
 /* --- local delivery, on a worker ------------------------------------- */
 
+/* The outcome r of maildir_deliver() for target i, error its errno. */
 static void
-deliver_local(struct qmsg *m, const char *hostname, size_t i)
+local_outcome(struct qmsg *m, size_t i, int r, int error)
 {
 	struct env_target	*t = &m->env.targets[i];
 	struct tstat		*ts = &m->ts[i];
-	char			 name[512];
-	int			 r;
 
-	snprintf(name, sizeof(name), "%lld.Q%sR%zu.%s,S=%" PRIu64,
-	    (long long)m->env.time, m->env.qid, i, hostname, m->env.msglen);
-	r = maildir_deliver(MAILDIR_ROOT, t->domain, t->local_part, name, m->fd,
-	    (off_t)m->env.msglen);
 	if (r == 0) {
 		ts->state = T_DONE;
 		log_info("queue qid=%s event=delivered to=<%s> "
@@ -361,12 +367,32 @@ deliver_local(struct qmsg *m, const char *hostname, size_t i)
 	} else {
 		strlcpy(ts->status, "4.2.0", sizeof(ts->status));
 		snprintf(ts->text, sizeof(ts->text), "mailbox: %s",
-		    strerror(errno));
+		    strerror(error));
 		log_warn("queue qid=%s event=deferred to=<%s> error=\"%s\"",
 		    m->qid, rcpt_text(t->local_part, t->domain),
-		    strerror(errno));
+		    strerror(error));
 		stats_delivery(ST_MAILDIR, SO_DEFERRED);
 	}
+}
+
+static void
+deliver_local(struct qmsg *m, const char *hostname, size_t i)
+{
+	struct env_target	*t = &m->env.targets[i];
+	char			 name[512], syncdir[PATH_MAX];
+	int			 r;
+
+	snprintf(name, sizeof(name), "%lld.Q%sR%zu.%s,S=%" PRIu64,
+	    (long long)m->env.time, m->env.qid, i, hostname, m->env.msglen);
+	r = maildir_deliver(MAILDIR_ROOT, t->domain, t->local_part, name, m->fd,
+	    (off_t)m->env.msglen, syncdir, sizeof(syncdir));
+	/* group commit: new/ synced now, or with others (attempt_done) */
+	if (r == 0 && (r = dirsync_try(queue_dirsync(m->s->queue),
+	    syncdir)) == 1) {
+		m->ts[i].syncdir = xstrdup(syncdir);
+		return;
+	}
+	local_outcome(m, i, r, errno);
 }
 
 static void
@@ -1008,6 +1034,58 @@ finish(struct qmsg *m)
 	pool_run(m->s->pool, finish_work, finish_done, f);
 }
 
+/* The local deliveries are done: the remote and LMTP jobs next. */
+static void
+attempt_go(struct qmsg *m)
+{
+	make_jobs(m);
+	if (m->jobs == 0)
+		finish(m);
+	else
+		dispatch(m->s);
+}
+
+static void
+local_synced(void *arg, int error)
+{
+	struct sync_wait	*w = arg;
+	struct qmsg		*m = w->m;
+
+	free(m->ts[w->i].syncdir);
+	m->ts[w->i].syncdir = NULL;
+	local_outcome(m, w->i, error == 0 ? 0 : -1, error);
+	free(w);
+	if (--m->syncs == 0)
+		attempt_go(m);
+}
+
+/*
+ * Deliveries whose new/ was busy wait for a shared fsync of it; the
+ * queue file stays until then (finish), so a crash redoes them, and
+ * they find their name in new/.
+ */
+static void
+attempt_wait_syncs(struct qmsg *m)
+{
+	struct dirsync		*ds = queue_dirsync(m->s->queue);
+	struct sync_wait	*w;
+	size_t			 i;
+
+	for (i = 0; m->ts != NULL && i < m->env.ntargets; i++) {
+		if (m->ts[i].syncdir == NULL)
+			continue;
+		w = xcalloc(1, sizeof(*w));
+		w->m = m;
+		w->i = i;
+		m->syncs++;
+		dirsync_wait(ds, m->ts[i].syncdir, local_synced, w);
+	}
+	/* this attempt's own syncs may have made way for waiting ones */
+	dirsync_kick(ds);
+	if (m->syncs == 0)
+		attempt_go(m);
+}
+
 static void
 attempt_done(void *arg)
 {
@@ -1024,11 +1102,7 @@ attempt_done(void *arg)
 		run_ready(s);
 		return;
 	}
-	make_jobs(m);
-	if (m->jobs == 0)
-		finish(m);
-	else
-		dispatch(s);
+	attempt_wait_syncs(m);
 }
 
 static void
