@@ -21,7 +21,8 @@ SANFLAGS :=
 endif
 
 CC	?= cc
-PKGS	:= libevent libevent_openssl libevent_pthreads openssl sqlite3 libcrypt libcares
+PKGS	:= libevent libevent_openssl libevent_pthreads openssl sqlite3 libcrypt libcares \
+	   libpq
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
 	   -Wpointer-arith -Wmissing-prototypes -Wstrict-prototypes \
@@ -41,7 +42,8 @@ LDFLAGS	+= $(SANFLAGS) -pthread
 
 LIB_SRCS   := $(wildcard src/lib/*.c)
 MAIL_SRCS  := $(wildcard src/mail/*.c)
-DB_SRCS	   := src/postino/store/db.c src/postino/store/policy.c \
+DB_SRCS	   := src/postino/store/db.c src/postino/store/db_pg.c \
+	      src/postino/store/policy.c \
 	      src/postino/store/explain.c src/postino/store/intrusion.c \
 	      src/postino/store/dnscheck.c
 DAEMON_SRCS := $(wildcard src/postino/*.c src/postino/net/*.c \

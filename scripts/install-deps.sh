@@ -14,11 +14,11 @@ if ! command -v dpkg-query >/dev/null 2>&1; then
 fi
 
 PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev
-libcrypt-dev libc-ares-dev openssl sqlite3 clang libclang-rt-14-dev
+libcrypt-dev libc-ares-dev libpq-dev openssl sqlite3 clang libclang-rt-14-dev
 python3 python3-pytest swaks libnet-ssleay-perl procps postfix
 gsasl curl dnsmasq-base sasl2-bin libsasl2-modules dovecot-core dovecot-lmtpd
 fetchmail mpop dovecot-pop3d clamav-daemon fail2ban groff-base man-db
-prometheus"
+prometheus postgresql"
 if [ "${1:-}" = fresh ]; then
 	PKGS="$PKGS mmdebstrap"
 fi
@@ -66,9 +66,9 @@ if [ -n "$missing" ]; then
 		    "/etc/apt sources?); see $log" >&2
 		exit 1
 	fi
-	# The servers among these (postfix, dovecot, clamd) are run by the
-	# tests and the benchmark as private instances; their system
-	# services must not start, nor fail2ban's server (only
+	# The servers among these (postfix, dovecot, clamd, postgresql)
+	# are run by the tests and the benchmark as private instances;
+	# their system services must not start, nor fail2ban's server (only
 	# fail2ban-regex is used, by tests/e2e/test_fail2ban.py), nor
 	# Prometheus' (only promtool is used, by tests/e2e/test_metrics.py,
 	# to check our exposition text; no smaller package ships it).

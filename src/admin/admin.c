@@ -6,8 +6,11 @@
  *
  * Every command is one row of cmds[] (words, operand counts, flags,
  * handler, usage); main() only looks the row up and runs it.  Changes
- * go straight to the account store <data_dir>/postino.db, which the
- * daemon shares (WAL).  Run as root, the program becomes the configured
+ * go straight to the account store: <data_dir>/postino.db, which the
+ * daemon shares (WAL), or with [store] driver = postgres the PostgreSQL
+ * every server shares (they hear of each change by NOTIFY).  "store
+ * migrate" copies the first into the second.  Run as root, the program
+ * becomes the configured
  * user before it opens the store, so every file stays the daemon's.
  * Operands come from the administrator but are still checked (addr_parse,
  * inet_pton) before they reach the store.
@@ -113,6 +116,8 @@ static int	do_queue(struct admin *, int, char **);
 static int	do_reload(struct admin *, int, char **);
 static int	do_stats(struct admin *, int, char **);
 static int	do_explain(struct admin *, int, char **);
+static int	do_store_migrate(struct admin *, int, char **);
+static int	become_user(const struct conf *);
 
 static const struct cmd cmds[] = {
 	{ "domain", "add", 1, 1, C_DB, do_domain_add, "NAME" },
@@ -155,6 +160,8 @@ static const struct cmd cmds[] = {
 	{ "block", "list", 0, 0, C_DB, do_block_list, "" },
 	{ "block", "del", 1, 1, C_DB, do_block_del, "IP" },
 	{ "popauth", "grant", 2, 2, C_DB, do_popauth_grant, "ADDR IP" },
+	{ "store", "migrate", 0, 3, C_CONF | C_OPTS, do_store_migrate,
+	    "[--to DSN] [--replace]" },
 	{ "show", "config", 0, 0, C_CONF, do_show_config, "" },
 	{ "show", "config-doc", 0, 0, 0, do_show_config_doc, "" },
 	{ "show", "config-man", 0, 0, 0, do_show_config_man, "" },
@@ -881,6 +888,61 @@ do_popauth_grant(struct admin *a, int argc, char **argv)
 	    sizeof(err)), err);
 }
 
+/*
+ * Copy the SQLite store of data_dir into PostgreSQL (R7.2), every table
+ * in one transaction there; a target that holds rows already is left
+ * alone unless --replace says to empty it first.
+ */
+static int
+do_store_migrate(struct admin *a, int argc, char **argv)
+{
+	const char	*dsn = a->conf->store.dsn;
+	struct db	*from = NULL, *to = NULL;
+	char		 err[1024];
+	bool		 replace = false;
+	long long	 n;
+	int		 i, r = EX_REFUSED;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--replace") == 0)
+			replace = true;
+		else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc)
+			dsn = argv[++i];
+		else
+			return usage("store");
+	}
+	if (*dsn == '\0')
+		return refuse("no PostgreSQL to migrate to: give --to DSN, or "
+		    "dsn in [store] of %s", a->conf_path);
+	if (become_user(a->conf) != 0)
+		return EX_REFUSED;
+	if (access("postino.db", F_OK) == -1)
+		return refuse("no SQLite store %s/postino.db to migrate: %s",
+		    a->conf->data_dir, strerror(errno));
+	if (db_open("postino.db", &from, err, sizeof(err)) == -1 ||
+	    db_open_pg(dsn, &to, err, sizeof(err)) == -1) {
+		refuse("%s", err);
+		goto out;
+	}
+	if ((n = db_rows(to, err, sizeof(err))) == -1)
+		refuse("%s", err);
+	else if (n > 0 && !replace)
+		refuse("the PostgreSQL store holds %lld row%s already; "
+		    "--replace empties it first", n, n == 1 ? "" : "s");
+	else if (db_copy(from, to, DB_TABLES_ALL, err, sizeof(err)) == -1 ||
+	    (n = db_rows(to, err, sizeof(err))) == -1)
+		refuse("%s", err);
+	else {
+		printf("migrated %lld row%s of %s/postino.db\n", n,
+		    n == 1 ? "" : "s", a->conf->data_dir);
+		r = 0;
+	}
+out:
+	db_close(&from);
+	db_close(&to);
+	return r;
+}
+
 /* The listener profile explain plays; -1 if name is none. */
 static int
 profile_named(const char *name, enum listener_profile *p)
@@ -1139,7 +1201,11 @@ prepare(struct admin *a, unsigned int flags)
 		return 0;
 	if (become_user(a->conf) != 0)
 		return EX_REFUSED;
-	if (db_open("postino.db", &a->db, err, sizeof(err)) == -1)
+	if (a->conf->store.driver == STORE_POSTGRES) {
+		if (db_open_pg(a->conf->store.dsn, &a->db, err,
+		    sizeof(err)) == -1)
+			return refuse("%s", err);
+	} else if (db_open("postino.db", &a->db, err, sizeof(err)) == -1)
 		return refuse("%s (in %s)", err, a->conf->data_dir);
 	db_set_scram_iterations(a->db, a->conf->smtp.scram_iterations);
 	return 0;

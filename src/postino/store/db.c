@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "db.h"
+#include "db_int.h"
 #include "ipmatch.h"
 #include "sasl.h"
 
@@ -31,10 +32,11 @@
 #define SEEN_MAX	256	/* addresses visited by one resolution */
 #define KEY_MAX		(ADDR_LOCAL_MAX + 1 + ADDR_DOMAIN_MAX + 1)
 
-static const char schema[] =
+/* Times are seconds since the epoch; BIGINT is INTEGER to SQLite. */
+const char db_schema[] =
     "CREATE TABLE domains ("
     "  name TEXT PRIMARY KEY,"
-    "  created INTEGER NOT NULL);"
+    "  created BIGINT NOT NULL);"
     "CREATE TABLE accounts ("
     "  address TEXT PRIMARY KEY,"
     "  domain TEXT NOT NULL REFERENCES domains(name),"
@@ -45,7 +47,7 @@ static const char schema[] =
     "  cram_md5 TEXT,"			/* HMAC-MD5 context, as Dovecot */
     "  enabled INTEGER NOT NULL DEFAULT 1,"
     "  smtp_auth INTEGER NOT NULL DEFAULT 1,"
-    "  created INTEGER NOT NULL,"
+    "  created BIGINT NOT NULL,"
     "  UNIQUE (domain, local_part));"
     "CREATE TABLE aliases ("
     "  address TEXT NOT NULL,"		/* local@domain or @domain */
@@ -69,14 +71,37 @@ static const char schema[] =
     "  host TEXT NOT NULL);"
     "CREATE TABLE blocks ("
     "  ip TEXT PRIMARY KEY,"
-    "  until INTEGER NOT NULL,"
+    "  until BIGINT NOT NULL,"
     "  reason TEXT NOT NULL);"
     "CREATE TABLE popauth ("
     "  ip TEXT PRIMARY KEY,"
     "  account TEXT NOT NULL,"
-    "  until INTEGER NOT NULL);";
+    "  until BIGINT NOT NULL);";
 
-/* Every statement, prepared once on first use. */
+/* The tables and their columns, for db_copy: referred ones first. */
+static const struct {
+	const char	*name, *cols;
+	int		 ncols;
+} tables[DB_TABLES] = {
+	{ "domains", "name, created", 2 },
+	{ "accounts", "address, domain, local_part, password_hash, "
+	    "scram_sha256, scram_sha1, cram_md5, enabled, smtp_auth, created",
+	    10 },
+	{ "aliases", "address, target", 2 },
+	{ "send_as", "account, address", 2 },
+	{ "trusted", "entry", 1 },
+	{ "bypass", "list, entry", 2 },
+	{ "devices", "ip", 1 },
+	{ "redirects", "domain, target, host", 3 },
+	{ "blocks", "ip, until, reason", 3 },
+	{ "popauth", "ip, account, until", 3 },
+};
+
+/*
+ * Every statement, prepared once on first use.  "now" is a parameter,
+ * not the engine's clock function, so that the SQL is the same for both
+ * and a change replayed on the shared store means what it meant here.
+ */
 enum q {
 	Q_DOMAIN_GET, Q_DOMAIN_ADD, Q_DOMAIN_DEL, Q_DOMAIN_ACCOUNTS,
 	Q_DOMAIN_ALIASES, Q_ACCOUNT_GET, Q_ACCOUNT_EXISTS, Q_ACCOUNT_ADD,
@@ -85,9 +110,11 @@ enum q {
 	Q_ACCOUNT_ALIASES, Q_SEND_AS_ADD, Q_ALIAS_TARGETS, Q_ALIAS_ADD,
 	Q_ALIAS_DEL, Q_ALIAS_DEL_ALL, Q_REDIRECT_ADD, Q_REDIRECT_DEL,
 	Q_BLOCK_ADD, Q_BLOCK_DEL, Q_POPAUTH_ADD, Q_ACCOUNT_SECRETS,
-	Q_ACCOUNT_CRED, Q_SENDER_OWNED, Q_POPAUTH_GET, Q_DATA_VERSION,
-	Q_REDIRECT_GET, Q_BLOCK_GET,
-	Q_MAX
+	Q_ACCOUNT_CRED, Q_SENDER_OWNED, Q_POPAUTH_GET,
+	Q_REDIRECT_GET, Q_BLOCK_GET, Q_BLOCK_EXPIRE,
+	Q_MAX,
+	/* SQLite's own, and the inserts of db_copy, one a table */
+	Q_DATA_VERSION = Q_MAX, Q_COPY
 };
 
 static const char *const sqls[Q_MAX] = {
@@ -96,7 +123,8 @@ static const char *const sqls[Q_MAX] = {
 	[Q_DOMAIN_DEL] = "DELETE FROM domains WHERE name = ?1",
 	[Q_DOMAIN_ACCOUNTS] = "SELECT count(*) FROM accounts WHERE domain = ?1",
 	[Q_DOMAIN_ALIASES] = "SELECT count(*) FROM aliases WHERE "
-	    "substr(address, -length(?1) - 1) = '@' || ?1",
+	    "substr(address, length(address) - length(CAST(?1 AS TEXT))) = "
+	    "'@' || CAST(?1 AS TEXT)",
 	/* answered from the address index alone */
 	[Q_ACCOUNT_EXISTS] = "SELECT 1 FROM accounts WHERE address = ?1",
 	[Q_ACCOUNT_GET] = "SELECT password_hash, enabled, smtp_auth "
@@ -124,29 +152,32 @@ static const char *const sqls[Q_MAX] = {
 	    "VALUES (?1, ?2, ?3)",
 	[Q_REDIRECT_DEL] = "DELETE FROM redirects WHERE domain = ?1",
 	[Q_REDIRECT_GET] = "SELECT target, host FROM redirects WHERE domain = ?1",
-	[Q_BLOCK_ADD] = "INSERT OR REPLACE INTO blocks (ip, until, reason) "
-	    "VALUES (?1, ?2, ?3)",
+	[Q_BLOCK_ADD] = "INSERT INTO blocks (ip, until, reason) "
+	    "VALUES (?1, ?2, ?3) ON CONFLICT (ip) DO UPDATE SET "
+	    "until = excluded.until, reason = excluded.reason",
 	/* the daemon's intrusion_tick deletes it, and logs the unblock */
 	[Q_BLOCK_DEL] = "UPDATE blocks SET until = 0 WHERE ip = ?1 "
-	    "AND until > strftime('%s', 'now')",
-	[Q_POPAUTH_ADD] = "INSERT OR REPLACE INTO popauth (ip, account, "
-	    "until) VALUES (?1, ?2, ?3)",
+	    "AND until > ?2",
+	[Q_POPAUTH_ADD] = "INSERT INTO popauth (ip, account, until) "
+	    "VALUES (?1, ?2, ?3) ON CONFLICT (ip) DO UPDATE SET "
+	    "account = excluded.account, until = excluded.until",
 	[Q_ACCOUNT_SECRETS] = "UPDATE accounts SET scram_sha256 = ?2, "
 	    "scram_sha1 = ?3, cram_md5 = ?4 WHERE address = ?1",
 	/* R3.2: the sender is an alias whose chain reaches the account
 	 * (as deep as delivery follows aliases), or granted to it */
 	[Q_SENDER_OWNED] = "WITH RECURSIVE chain(addr, depth) AS ("
-	    "SELECT ?1, 0 UNION SELECT a.target, c.depth + 1 FROM aliases a "
-	    "JOIN chain c ON a.address = c.addr WHERE c.depth < "
-	    STR(ALIAS_DEPTH_MAX) ") "
+	    "SELECT CAST(?1 AS TEXT), 0 UNION SELECT a.target, c.depth + 1 "
+	    "FROM aliases a JOIN chain c ON a.address = c.addr WHERE "
+	    "c.depth < " STR(ALIAS_DEPTH_MAX) ") "
 	    "SELECT 1 FROM chain WHERE addr = ?2 AND depth > 0 "
 	    "UNION ALL SELECT 1 FROM send_as WHERE account = ?2 "
 	    "AND address = ?1",
 	[Q_POPAUTH_GET] = "SELECT account, until FROM popauth WHERE ip = ?1 "
-	    "AND until > strftime('%s', 'now')",
+	    "AND until > ?2",
 	[Q_BLOCK_GET] = "SELECT until, reason FROM blocks WHERE ip = ?1 "
-	    "AND until > strftime('%s', 'now')",
-	[Q_DATA_VERSION] = "PRAGMA data_version",
+	    "AND until > ?2",
+	[Q_BLOCK_EXPIRE] = "DELETE FROM blocks WHERE until <= ?1 "
+	    "RETURNING ip, until, reason",
 	[Q_ACCOUNT_CRED] = "SELECT password_hash, enabled, smtp_auth, "
 	    "scram_sha256, scram_sha1, cram_md5 FROM accounts "
 	    "WHERE address = ?1",
@@ -168,38 +199,38 @@ static const struct {
 	    "DELETE FROM devices WHERE ip = ?1", "device", NULL },
 };
 
-#define UNTIL(col) "strftime('%Y-%m-%dT%H:%M:%SZ', " col ", 'unixepoch')"
-
-static const char *const views[] = {
-	[DB_VIEW_DOMAINS] = "SELECT name FROM domains ORDER BY name",
-	[DB_VIEW_ACCOUNTS] = "SELECT address, CASE enabled WHEN 0 THEN "
+/*
+ * The listings; ?1 is now.  A column named in time_col is a time,
+ * written "YYYY-MM-DDTHH:MM:SSZ" here rather than by either engine.
+ */
+static const struct {
+	const char	*sql;
+	int		 time_col;	/* -1: none */
+} views[] = {
+	[DB_VIEW_DOMAINS] = { "SELECT name FROM domains ORDER BY name", -1 },
+	[DB_VIEW_ACCOUNTS] = { "SELECT address, CASE enabled WHEN 0 THEN "
 	    "'disabled' ELSE 'enabled' END, CASE smtp_auth WHEN 0 THEN "
 	    "'smtp-auth=off' ELSE 'smtp-auth=on' END FROM accounts "
-	    "ORDER BY domain, local_part",
-	[DB_VIEW_ALIASES] = "SELECT address, target FROM aliases "
-	    "ORDER BY address, target",
-	[DB_VIEW_SEND_AS] = "SELECT account, address FROM send_as "
-	    "ORDER BY account, address",
-	[DB_VIEW_TRUSTED] = "SELECT entry FROM trusted ORDER BY entry",
-	[DB_VIEW_BYPASS_LOCAL_SENDER] = "SELECT entry FROM bypass "
-	    "WHERE list = 'local-sender' ORDER BY entry",
-	[DB_VIEW_BYPASS_AUTH_MISMATCH] = "SELECT entry FROM bypass "
-	    "WHERE list = 'auth-mismatch' ORDER BY entry",
-	[DB_VIEW_DEVICES] = "SELECT ip FROM devices ORDER BY ip",
-	[DB_VIEW_REDIRECTS] = "SELECT domain, target, host FROM redirects "
-	    "ORDER BY domain",
-	[DB_VIEW_BLOCKS] = "SELECT ip, " UNTIL("until") ", reason FROM blocks "
-	    "WHERE until > strftime('%s', 'now') ORDER BY ip",
-	[DB_VIEW_POPAUTH] = "SELECT ip, account, " UNTIL("until") " FROM "
-	    "popauth WHERE until > strftime('%s', 'now') ORDER BY ip",
+	    "ORDER BY domain, local_part", -1 },
+	[DB_VIEW_ALIASES] = { "SELECT address, target FROM aliases "
+	    "ORDER BY address, target", -1 },
+	[DB_VIEW_SEND_AS] = { "SELECT account, address FROM send_as "
+	    "ORDER BY account, address", -1 },
+	[DB_VIEW_TRUSTED] = { "SELECT entry FROM trusted ORDER BY entry", -1 },
+	[DB_VIEW_BYPASS_LOCAL_SENDER] = { "SELECT entry FROM bypass "
+	    "WHERE list = 'local-sender' ORDER BY entry", -1 },
+	[DB_VIEW_BYPASS_AUTH_MISMATCH] = { "SELECT entry FROM bypass "
+	    "WHERE list = 'auth-mismatch' ORDER BY entry", -1 },
+	[DB_VIEW_DEVICES] = { "SELECT ip FROM devices ORDER BY ip", -1 },
+	[DB_VIEW_REDIRECTS] = { "SELECT domain, target, host FROM redirects "
+	    "ORDER BY domain", -1 },
+	[DB_VIEW_BLOCKS] = { "SELECT ip, until, reason FROM blocks "
+	    "WHERE until > ?1 ORDER BY ip", 1 },
+	[DB_VIEW_POPAUTH] = { "SELECT ip, account, until FROM popauth "
+	    "WHERE until > ?1 ORDER BY ip", 2 },
 };
 
-struct db {
-	sqlite3		*h;
-	char		 path[1024];
-	sqlite3_stmt	*q[Q_MAX];
-	unsigned int	 scram_iterations;
-};
+static const struct db_driver	sqlite_driver;
 
 /* One resolution of db_rcpt_resolve(). */
 struct resolve {
@@ -225,7 +256,7 @@ static int
 dberr(struct db *db, char *err, size_t errlen)
 {
 	return fail(err, errlen, "database %s: %s", db->path,
-	    sqlite3_errmsg(db->h));
+	    db->drv->errmsg(db));
 }
 
 /* Lower-case (ASCII) copy; -1 when it does not fit. */
@@ -259,49 +290,205 @@ split_addr(const char *addr, char *key, char **local_r, char **domain_r)
 	return 0;
 }
 
-/* The statement q, reset and ready for binding; NULL on error. */
-static sqlite3_stmt *
-stmt(struct db *db, enum q q)
+/* --- the SQLite driver ------------------------------------------------ */
+
+static enum dbr
+sqlite_step(struct db_cur *c)
 {
-	if (db->q[q] == NULL && sqlite3_prepare_v3(db->h, sqls[q], -1,
-	    SQLITE_PREPARE_PERSISTENT, &db->q[q], NULL) != SQLITE_OK)
-		return NULL;
-	sqlite3_reset(db->q[q]);
-	sqlite3_clear_bindings(db->q[q]);
-	return db->q[q];
+	switch (sqlite3_step(c->stmt)) {
+	case SQLITE_ROW:
+		c->row++;
+		return DBR_ROW;
+	case SQLITE_DONE:
+		c->changes = sqlite3_changes(c->db->h);
+		return DBR_DONE;
+	case SQLITE_CONSTRAINT:
+		return DBR_CONSTRAINT;
+	default:
+		return DBR_ERROR;
+	}
 }
 
-/* Bind text parameters 1..n and step once: SQLITE_ROW, _DONE or error. */
-static int
-run(struct db *db, enum q q, sqlite3_stmt **s_r, int n, ...)
+/* Statement q is prepared once and kept; an unnumbered one is not. */
+static enum dbr
+sqlite_run(struct db *db, int q, const char *sql, int n,
+    const char *const *p, struct db_cur *c)
 {
 	sqlite3_stmt	*s;
-	va_list		 ap;
-	int		 i, r = SQLITE_OK;
+	int		 i;
 
-	if (s_r != NULL)
-		*s_r = NULL;
-	if ((s = stmt(db, q)) == NULL)
-		return SQLITE_ERROR;
-	va_start(ap, n);
-	for (i = 1; i <= n && r == SQLITE_OK; i++)
-		r = sqlite3_bind_text(s, i, va_arg(ap, const char *), -1,
-		    SQLITE_TRANSIENT);
-	va_end(ap);
-	if (r != SQLITE_OK)
-		return r;
-	if (s_r != NULL)
-		*s_r = s;
-	r = sqlite3_step(s);
-	if (s_r == NULL)
+	if (q >= 0 && db->q[q] != NULL) {
+		s = db->q[q];
 		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+	} else if (sqlite3_prepare_v3(db->h, sql, -1, q >= 0 ?
+	    SQLITE_PREPARE_PERSISTENT : 0, &s, NULL) != SQLITE_OK)
+		return DBR_ERROR;
+	else if (q >= 0)
+		db->q[q] = s;
+	c->stmt = s;
+	c->finalize = q < 0;
+	c->ncols = sqlite3_column_count(s);
+	for (i = 0; i < n; i++)
+		if ((p[i] == NULL ? sqlite3_bind_null(s, i + 1) :
+		    sqlite3_bind_text(s, i + 1, p[i], -1, SQLITE_TRANSIENT)) !=
+		    SQLITE_OK)
+			return DBR_ERROR;
+	return sqlite_step(c);
+}
+
+static const char *
+sqlite_text(struct db_cur *c, int col)
+{
+	return (const char *)sqlite3_column_text(c->stmt, col);
+}
+
+static void
+sqlite_done(struct db_cur *c)
+{
+	if (c->stmt == NULL)
+		return;
+	if (c->finalize)
+		sqlite3_finalize(c->stmt);
+	else
+		sqlite3_reset(c->stmt);
+	c->stmt = NULL;
+}
+
+static int
+sqlite_exec(struct db *db, const char *sql)
+{
+	return sqlite3_exec(db->h, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+static const char *
+sqlite_errmsg(struct db *db)
+{
+	return sqlite3_errmsg(db->h);
+}
+
+static void
+sqlite_close(struct db *db)
+{
+	size_t	i;
+
+	for (i = 0; i < DB_Q_MAX; i++)
+		sqlite3_finalize(db->q[i]);
+	sqlite3_close(db->h);
+}
+
+static const struct db_driver sqlite_driver = {
+	"sqlite", sqlite_run, sqlite_step, sqlite_text, sqlite_done,
+	sqlite_exec, sqlite_errmsg, sqlite_close
+};
+
+/* --- queries, the same for both drivers ----------------------------- */
+
+/*
+ * Run q with n text parameters; the cursor is on its first row when
+ * DBR_ROW is returned and must then be given to done().  Any other
+ * result has released it already.
+ */
+static enum dbr
+run_v(struct db *db, enum q q, struct db_cur *c, int n,
+    const char *const *p)
+{
+	enum dbr	r;
+
+	memset(c, 0, sizeof(*c));
+	c->db = db;
+	r = db->drv->run(db, (int)q, sqls[q], n, p, c);
+	if (r != DBR_ROW)
+		db->drv->done(c);
 	return r;
+}
+
+static enum dbr
+run(struct db *db, enum q q, struct db_cur *c, int n, ...)
+{
+	const char	*p[DB_PARAMS_MAX];
+	va_list		 ap;
+	int		 i;
+
+	va_start(ap, n);
+	for (i = 0; i < n && i < DB_PARAMS_MAX; i++)
+		p[i] = va_arg(ap, const char *);
+	va_end(ap);
+	return run_v(db, q, c, n, p);
+}
+
+static const char *
+col(struct db_cur *c, int i)
+{
+	return c->db->drv->text(c, i);
+}
+
+static long long
+col_int(struct db_cur *c, int i)
+{
+	const char	*v = col(c, i);
+
+	return v != NULL ? strtoll(v, NULL, 10) : 0;
+}
+
+static void
+copy_col(struct db_cur *c, int i, char *dst, size_t size)
+{
+	const char	*v = col(c, i);
+
+	if (v == NULL || (size_t)snprintf(dst, size, "%s", v) >= size)
+		dst[0] = '\0';
+}
+
+static enum dbr
+next(struct db_cur *c)
+{
+	enum dbr	r = c->db->drv->next(c);
+
+	if (r != DBR_ROW)
+		c->db->drv->done(c);
+	return r;
+}
+
+static void
+done(struct db_cur *c)
+{
+	c->db->drv->done(c);
 }
 
 static int
 exec(struct db *db, const char *sql)
 {
-	return sqlite3_exec(db->h, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+	return db->drv->exec(db, sql);
+}
+
+/* A write transaction: SQLite takes the write lock at once. */
+static int
+begin(struct db *db)
+{
+	return exec(db, db->drv == &sqlite_driver ? "BEGIN IMMEDIATE" :
+	    "BEGIN");
+}
+
+/* Run a change that returns no rows, up to five parameters. */
+static enum dbr
+change5(struct db *db, enum q q, int n, const char *a, const char *b,
+    const char *c, const char *d, const char *e)
+{
+	struct db_cur	cur;
+	enum dbr	r;
+
+	if ((r = run(db, q, &cur, n, a, b, c, d, e)) == DBR_ROW) {
+		done(&cur);
+		r = DBR_ERROR;
+	}
+	return r;
+}
+
+static void
+now_str(char *buf, size_t size, long long add)
+{
+	snprintf(buf, size, "%lld", (long long)time(NULL) + add);
 }
 
 static int
@@ -327,7 +514,7 @@ schema_init(struct db *db, char *err, size_t errlen)
 	    SCHEMA_VERSION);
 	if (exec(db, "BEGIN IMMEDIATE") == -1)
 		return dberr(db, err, errlen);
-	if (exec(db, schema) == -1 || exec(db, sql) == -1) {
+	if (exec(db, db_schema) == -1 || exec(db, sql) == -1) {
 		dberr(db, err, errlen);
 		exec(db, "ROLLBACK");
 		return -1;
@@ -374,24 +561,42 @@ cwd_vfs_init(void)
 	sqlite3_vfs_register(&cwd_vfs, 0);
 }
 
+static struct db *
+db_new(const struct db_driver *drv, const char *path)
+{
+	struct db	*db;
+
+	if ((db = calloc(1, sizeof(*db))) == NULL)
+		return NULL;
+	db->drv = drv;
+	snprintf(db->path, sizeof(db->path), "%s", path);
+	db->scram_iterations = DB_SCRAM_ITERATIONS;
+	return db;
+}
+
 int
 db_open(const char *path, struct db **db_r, char *err, size_t errlen)
 {
 	static pthread_once_t	 once = PTHREAD_ONCE_INIT;
 	struct db	*db;
+	sqlite3		*h = NULL;
 
 	*db_r = NULL;
-	if ((db = calloc(1, sizeof(*db))) == NULL)
+	if ((db = db_new(&sqlite_driver, path)) == NULL)
 		return fail(err, errlen, "database %s: out of memory", path);
-	snprintf(db->path, sizeof(db->path), "%s", path);
-	db->scram_iterations = DB_SCRAM_ITERATIONS;
 	pthread_once(&once, cwd_vfs_init);
-	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE |
+	if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, base_vfs != NULL ?
-	    cwd_vfs.zName : NULL) != SQLITE_OK)
-		goto out_err;
-	sqlite3_busy_timeout(db->h, BUSY_MS);
-	sqlite3_extended_result_codes(db->h, 0);
+	    cwd_vfs.zName : NULL) != SQLITE_OK) {
+		fail(err, errlen, "database %s: %s", path, h != NULL ?
+		    sqlite3_errmsg(h) : "out of memory");
+		sqlite3_close(h);
+		free(db);
+		return -1;
+	}
+	db->h = h;
+	sqlite3_busy_timeout(h, BUSY_MS);
+	sqlite3_extended_result_codes(h, 0);
 	if (exec(db, "PRAGMA journal_mode = WAL") == -1 ||
 	    exec(db, "PRAGMA foreign_keys = ON") == -1)
 		goto out_err;
@@ -406,17 +611,30 @@ out_close:
 	return -1;
 }
 
+int
+db_open_pg(const char *dsn, struct db **db_r, char *err, size_t errlen)
+{
+	struct db	*db;
+
+	*db_r = NULL;
+	if ((db = db_new(NULL, "postgres")) == NULL)
+		return fail(err, errlen, "database postgres: out of memory");
+	if (db_pg_connect(db, dsn, err, errlen) == -1) {
+		free(db);
+		return -1;
+	}
+	*db_r = db;
+	return 0;
+}
+
 void
 db_close(struct db **dbp)
 {
 	struct db	*db = *dbp;
-	size_t		 i;
 
 	if (db == NULL)
 		return;
-	for (i = 0; i < Q_MAX; i++)
-		sqlite3_finalize(db->q[i]);
-	sqlite3_close(db->h);
+	db->drv->close(db);
 	free(db);
 	*dbp = NULL;
 }
@@ -425,10 +643,13 @@ db_close(struct db **dbp)
 static int
 exists(struct db *db, enum q q, const char *arg)
 {
-	switch (run(db, q, NULL, 1, arg)) {
-	case SQLITE_ROW:
+	struct db_cur	c;
+
+	switch (run(db, q, &c, 1, arg)) {
+	case DBR_ROW:
+		done(&c);
 		return 1;
-	case SQLITE_DONE:
+	case DBR_DONE:
 		return 0;
 	default:
 		return -1;
@@ -502,22 +723,21 @@ static int
 alias_targets(struct db *db, const char *key, char (**v_r)[KEY_MAX])
 {
 	char		(*v)[KEY_MAX];
-	sqlite3_stmt	*s;
-	int		 n = 0, r;
+	struct db_cur	 c;
+	enum dbr	 r;
+	int		 n = 0;
 
 	if ((v = calloc(DB_TARGETS_MAX, KEY_MAX)) == NULL)
 		return -1;
-	r = run(db, Q_ALIAS_TARGETS, &s, 1, key);
-	for (; r == SQLITE_ROW; r = sqlite3_step(s)) {
-		const char *target = (const char *)sqlite3_column_text(s, 0);
+	r = run(db, Q_ALIAS_TARGETS, &c, 1, key);
+	for (; r == DBR_ROW; r = next(&c)) {
+		const char *target = col(&c, 0);
 
 		if (n < DB_TARGETS_MAX && target != NULL &&
 		    fold(v[n], KEY_MAX, target) == 0)
 			n++;
 	}
-	if (s != NULL)
-		sqlite3_reset(s);
-	if (r != SQLITE_DONE) {
+	if (r != DBR_DONE) {
 		free(v);
 		return -1;
 	}
@@ -615,25 +835,33 @@ db_rcpt_resolve(struct db *db, const char *local_part, const char *domain,
 	return res;
 }
 
-/* Run a change q with text parameters; constraint failures are "exists". */
+/*
+ * Run a change q with text parameters: 0 done, 1 when it touched no
+ * row, 2 on a constraint ("exists"), -1 with err.  A change that did
+ * something is handed to the forward function, if any.
+ */
 static int
 change(struct db *db, enum q q, char *err, size_t errlen, int n,
     const char *a, const char *b, const char *c)
 {
-	int	r;
+	const char	*p[3] = { a, b, c };
+	struct db_cur	 cur;
 
-	r = run(db, q, NULL, n, a, b, c);
-	if (r == SQLITE_DONE)
-		return sqlite3_changes(db->h) > 0 ? 0 : 1;
-	if (r == SQLITE_CONSTRAINT)
+	switch (run_v(db, q, &cur, n, p)) {
+	case DBR_DONE:
+		if (cur.changes == 0)
+			return 1;
+		if (db->forward != NULL)
+			db->forward(db->forward_arg, (int)q, n, p);
+		return 0;
+	case DBR_CONSTRAINT:
 		return 2;
-	return dberr(db, err, errlen);
-}
-
-static void
-now_str(char *buf, size_t size, long long add)
-{
-	snprintf(buf, size, "%lld", (long long)time(NULL) + add);
+	case DBR_ROW:
+		done(&cur);
+		/* FALLTHROUGH */
+	default:
+		return dberr(db, err, errlen);
+	}
 }
 
 int
@@ -654,12 +882,13 @@ db_domain_add(struct db *db, const char *domain, char *err, size_t errlen)
 static int
 count(struct db *db, enum q q, const char *d)
 {
-	sqlite3_stmt	*s;
-	int		 n = -1;
+	struct db_cur	c;
+	int		n = -1;
 
-	if (run(db, q, &s, 1, d) == SQLITE_ROW)
-		n = sqlite3_column_int(s, 0);
-	sqlite3_reset(s);
+	if (run(db, q, &c, 1, d) == DBR_ROW) {
+		n = (int)col_int(&c, 0);
+		done(&c);
+	}
 	return n;
 }
 
@@ -693,7 +922,7 @@ db_domain_del(struct db *db, const char *domain, char *err, size_t errlen)
 
 	if (fold(d, sizeof(d), domain) == -1)
 		return fail(err, errlen, "no such domain %s", domain);
-	if (exec(db, "BEGIN IMMEDIATE") == -1)
+	if (begin(db) == -1)
 		return dberr(db, err, errlen);
 	if (domain_del(db, d, err, errlen) == -1) {
 		exec(db, "ROLLBACK");
@@ -737,18 +966,18 @@ static int
 account_insert(struct db *db, const char *addr, const char *hash, char *err,
     size_t errlen)
 {
-	char	full[KEY_MAX], key[KEY_MAX], *local, *domain, now[32];
-	int	r;
+	char		full[KEY_MAX], key[KEY_MAX], *local, *domain, now[32];
+	enum dbr	r;
 
 	if (fold(full, sizeof(full), addr) == -1 ||
 	    split_addr(addr, key, &local, &domain) == -1)
 		return fail(err, errlen, "%s is not an address", addr);
 	domain[-1] = '\0';
 	now_str(now, sizeof(now), 0);
-	r = run(db, Q_ACCOUNT_ADD, NULL, 5, full, domain, local, hash, now);
-	if (r == SQLITE_CONSTRAINT)
+	r = change5(db, Q_ACCOUNT_ADD, 5, full, domain, local, hash, now);
+	if (r == DBR_CONSTRAINT)
 		return fail(err, errlen, "account %s exists", full);
-	return r == SQLITE_DONE ? 0 : dberr(db, err, errlen);
+	return r == DBR_DONE ? 0 : dberr(db, err, errlen);
 }
 
 /*
@@ -759,8 +988,9 @@ static int
 account_secrets(struct db *db, const char *key, const char *password,
     char *err, size_t errlen)
 {
-	char	s256[SASL_SECRET_MAX], s1[SASL_SECRET_MAX], cram[SASL_SECRET_MAX];
-	int	r;
+	char		s256[SASL_SECRET_MAX], s1[SASL_SECRET_MAX];
+	char		cram[SASL_SECRET_MAX];
+	enum dbr	r;
 
 	if (sasl_scram_secret(password, SASL_HASH_SHA256, db->scram_iterations,
 	    s256, sizeof(s256)) == -1 ||
@@ -768,11 +998,11 @@ account_secrets(struct db *db, const char *key, const char *password,
 	    s1, sizeof(s1)) == -1 ||
 	    sasl_cram_md5_secret(password, cram, sizeof(cram)) == -1)
 		return fail(err, errlen, "cannot make the SASL secrets");
-	r = run(db, Q_ACCOUNT_SECRETS, NULL, 4, key, s256, s1, cram);
+	r = change5(db, Q_ACCOUNT_SECRETS, 4, key, s256, s1, cram, NULL);
 	explicit_bzero(s256, sizeof(s256));
 	explicit_bzero(s1, sizeof(s1));
 	explicit_bzero(cram, sizeof(cram));
-	return r == SQLITE_DONE ? 0 : dberr(db, err, errlen);
+	return r == DBR_DONE ? 0 : dberr(db, err, errlen);
 }
 
 int
@@ -938,28 +1168,28 @@ static int
 set_change(struct db *db, enum db_set set, const char *entry, bool add,
     char *err, size_t errlen)
 {
-	sqlite3_stmt	*s;
+	struct db_cur	 c;
+	const char	*p[2];
 	char		 e[KEY_MAX];
-	int		 r;
+	enum dbr	 r;
 
 	if ((size_t)set >= sizeof(sets) / sizeof(sets[0]))
 		return fail(err, errlen, "no such list");
 	if (fold(e, sizeof(e), entry) == -1 || *e == '\0')
 		return fail(err, errlen, "%s %s is not valid", sets[set].what,
 		    entry);
-	if (sqlite3_prepare_v2(db->h, add ? sets[set].add : sets[set].del, -1,
-	    &s, NULL) != SQLITE_OK)
-		return dberr(db, err, errlen);
-	sqlite3_bind_text(s, 1, e, -1, SQLITE_TRANSIENT);
-	if (sets[set].list != NULL)
-		sqlite3_bind_text(s, 2, sets[set].list, -1, SQLITE_STATIC);
-	r = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (r == SQLITE_CONSTRAINT)
+	p[0] = e;
+	p[1] = sets[set].list;
+	memset(&c, 0, sizeof(c));
+	c.db = db;
+	r = db->drv->run(db, -1, add ? sets[set].add : sets[set].del,
+	    sets[set].list != NULL ? 2 : 1, p, &c);
+	done(&c);
+	if (r == DBR_CONSTRAINT)
 		return fail(err, errlen, "%s %s exists", sets[set].what, e);
-	if (r != SQLITE_DONE)
+	if (r != DBR_DONE)
 		return dberr(db, err, errlen);
-	if (!add && sqlite3_changes(db->h) == 0)
+	if (!add && c.changes == 0)
 		return fail(err, errlen, "no such %s %s", sets[set].what, e);
 	return 0;
 }
@@ -999,19 +1229,19 @@ db_redirect_get(struct db *db, const char *domain, char *target,
     size_t tsize, char *host, size_t hsize)
 {
 	char		 d[ADDR_DOMAIN_MAX + 1];
-	sqlite3_stmt	*s;
-	int		 r;
+	struct db_cur	 c;
+	enum dbr	 r;
 
 	if (fold(d, sizeof(d), domain) == -1)
 		return 0;
-	r = run(db, Q_REDIRECT_GET, &s, 1, d);
-	if (r == SQLITE_DONE)
+	r = run(db, Q_REDIRECT_GET, &c, 1, d);
+	if (r == DBR_DONE)
 		return 0;
-	if (r != SQLITE_ROW)
+	if (r != DBR_ROW)
 		return -1;
-	snprintf(target, tsize, "%s", (const char *)sqlite3_column_text(s, 0));
-	snprintf(host, hsize, "%s", (const char *)sqlite3_column_text(s, 1));
-	sqlite3_reset(s);
+	copy_col(&c, 0, target, tsize);
+	copy_col(&c, 1, host, hsize);
+	done(&c);
 	return 1;
 }
 
@@ -1045,12 +1275,13 @@ db_block_add(struct db *db, const char *ip, unsigned int minutes,
 int
 db_block_del(struct db *db, const char *ip, char *err, size_t errlen)
 {
-	char	i[64];
+	char	i[64], now[32];
 	int	r;
 
 	if (ipmatch_canon(ip, i, sizeof(i)) == -1)
 		return fail(err, errlen, "no block for %s", ip);
-	r = change(db, Q_BLOCK_DEL, err, errlen, 1, i, NULL, NULL);
+	now_str(now, sizeof(now), 0);
+	r = change(db, Q_BLOCK_DEL, err, errlen, 2, i, now, NULL);
 	if (r == 1)
 		return fail(err, errlen, "no block for %s", i);
 	return r == 0 ? 0 : -1;
@@ -1060,21 +1291,20 @@ int
 db_block_find(struct db *db, const char *ip, long long *until, char *reason,
     size_t size)
 {
-	sqlite3_stmt	*s;
-	char		 i[64];
-	int		 r;
+	struct db_cur	c;
+	char		i[64], now[32];
+	enum dbr	r;
 
 	if (ipmatch_canon(ip, i, sizeof(i)) == -1)
 		return 0;
-	r = run(db, Q_BLOCK_GET, &s, 1, i);
-	if (r == SQLITE_ROW) {
-		*until = sqlite3_column_int64(s, 0);
-		snprintf(reason, size, "%s", (const char *)
-		    sqlite3_column_text(s, 1));
+	now_str(now, sizeof(now), 0);
+	r = run(db, Q_BLOCK_GET, &c, 2, i, now);
+	if (r == DBR_ROW) {
+		*until = col_int(&c, 0);
+		copy_col(&c, 1, reason, size);
+		done(&c);
 	}
-	if (s != NULL)
-		sqlite3_reset(s);
-	return r == SQLITE_ROW ? 1 : r == SQLITE_DONE ? 0 : -1;
+	return r == DBR_ROW ? 1 : r == DBR_DONE ? 0 : -1;
 }
 
 int
@@ -1100,76 +1330,118 @@ int
 db_popauth_find(struct db *db, const char *ip, char *account, size_t size,
     long long *until)
 {
-	sqlite3_stmt	*s;
-	char		 i[64];
-	int		 r;
+	struct db_cur	c;
+	char		i[64], now[32];
+	enum dbr	r;
 
 	if (ipmatch_canon(ip, i, sizeof(i)) == -1)
 		return 0;
-	r = run(db, Q_POPAUTH_GET, &s, 1, i);
-	if (r == SQLITE_ROW) {
-		snprintf(account, size, "%s", (const char *)
-		    sqlite3_column_text(s, 0));
-		*until = sqlite3_column_int64(s, 1);
+	now_str(now, sizeof(now), 0);
+	r = run(db, Q_POPAUTH_GET, &c, 2, i, now);
+	if (r == DBR_ROW) {
+		copy_col(&c, 0, account, size);
+		*until = col_int(&c, 1);
+		done(&c);
 	}
-	if (s != NULL)
-		sqlite3_reset(s);
-	return r == SQLITE_ROW ? 1 : r == SQLITE_DONE ? 0 : -1;
+	return r == DBR_ROW ? 1 : r == DBR_DONE ? 0 : -1;
 }
 
+/* SQLite's count of commits by other connections; 0 for a server. */
 long long
 db_data_version(struct db *db)
 {
-	sqlite3_stmt	*s;
-	long long	 v = -1;
+	struct db_cur	c;
+	long long	v = -1;
 
-	if (run(db, Q_DATA_VERSION, &s, 0) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	if (s != NULL)
-		sqlite3_reset(s);
+	if (db->drv != &sqlite_driver)
+		return 0;
+	memset(&c, 0, sizeof(c));
+	c.db = db;
+	if (sqlite_run(db, Q_DATA_VERSION, "PRAGMA data_version", 0, NULL,
+	    &c) == DBR_ROW)
+		v = col_int(&c, 0);
+	done(&c);
 	return v;
 }
 
-/* Run sql (no parameters) and call fn once per row it returns. */
-static int
-each_row(struct db *db, const char *sql, db_row_fn fn, void *arg, char *err,
-    size_t errlen)
+/* "YYYY-MM-DDTHH:MM:SSZ" of a time in seconds since the epoch. */
+static void
+time_str(const char *secs, char *buf, size_t size)
 {
-	const char	*cols[8];
-	sqlite3_stmt	*s;
-	int		 i, n, r;
+	time_t		t = (time_t)strtoll(secs, NULL, 10);
+	struct tm	tm;
 
-	if (sqlite3_prepare_v2(db->h, sql, -1, &s, NULL) != SQLITE_OK)
-		return dberr(db, err, errlen);
-	n = sqlite3_column_count(s);
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		for (i = 0; i < n && i < 8; i++) {
-			cols[i] = (const char *)sqlite3_column_text(s, i);
-			if (cols[i] == NULL)
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, size, "%s", secs);
+}
+
+/*
+ * Call fn once per row of a cursor on its first row (r is its first
+ * step); column time_col, unless -1, is shown as a time.
+ */
+static int
+each_row(struct db_cur *c, enum dbr r, int time_col, db_row_fn fn,
+    void *arg, char *err, size_t errlen)
+{
+	const char	*cols[DB_COLS_MAX];
+	char		 tbuf[32];
+	int		 i, n;
+
+	for (; r == DBR_ROW; r = next(c)) {
+		n = c->ncols < DB_COLS_MAX ? c->ncols : DB_COLS_MAX;
+		for (i = 0; i < n; i++)
+			if ((cols[i] = col(c, i)) == NULL)
 				cols[i] = "";
+		if (time_col >= 0 && time_col < n) {
+			time_str(cols[time_col], tbuf, sizeof(tbuf));
+			cols[time_col] = tbuf;
 		}
-		fn(arg, i, cols);
+		fn(arg, n, cols);
 	}
-	sqlite3_finalize(s);
-	return r == SQLITE_DONE ? 0 : dberr(db, err, errlen);
+	return r == DBR_DONE ? 0 : dberr(c->db, err, errlen);
 }
 
 int
 db_view(struct db *db, enum db_view v, db_row_fn fn, void *arg, char *err,
     size_t errlen)
 {
+	struct db_cur	 c;
+	const char	*p[1];
+	char		 now[32];
+
 	if ((size_t)v >= sizeof(views) / sizeof(views[0]))
 		return fail(err, errlen, "no such listing");
-	return each_row(db, views[v], fn, arg, err, errlen);
+	now_str(now, sizeof(now), 0);
+	p[0] = now;
+	memset(&c, 0, sizeof(c));
+	c.db = db;
+	return each_row(&c, db->drv->run(db, -1, views[v].sql,
+	    strstr(views[v].sql, "?1") != NULL ? 1 : 0, p, &c),
+	    views[v].time_col, fn, arg, err, errlen);
 }
 
 int
 db_block_expire(struct db *db, db_row_fn fn, void *arg, char *err,
     size_t errlen)
 {
-	return each_row(db, "DELETE FROM blocks WHERE until <= "
-	    "strftime('%s', 'now') RETURNING ip, until, reason", fn, arg, err,
-	    errlen);
+	struct db_cur	 c;
+	const char	*p[1];
+	char		 now[32];
+	long long	 n = 0;
+	enum dbr	 r;
+
+	now_str(now, sizeof(now), 0);
+	p[0] = now;
+	r = run_v(db, Q_BLOCK_EXPIRE, &c, 1, p);
+	for (; r == DBR_ROW; r = next(&c), n++)
+		fn(arg, 3, (const char *const[]){ col(&c, 0), col(&c, 1),
+		    col(&c, 2) });
+	if (r != DBR_DONE)
+		return dberr(db, err, errlen);
+	if (n > 0 && db->forward != NULL)
+		db->forward(db->forward_arg, Q_BLOCK_EXPIRE, 1, p);
+	return 0;
 }
 
 /* Equal strings, in time that depends on the length of b only. */
@@ -1206,20 +1478,19 @@ int
 db_sender_owned(struct db *db, const char *account, const char *sender)
 {
 	char		 a[KEY_MAX], snd[KEY_MAX];
-	sqlite3_stmt	*s;
-	int		 r;
+	struct db_cur	 c;
+	enum dbr	 r;
 
 	if (fold(a, sizeof(a), account) == -1 ||
 	    fold(snd, sizeof(snd), sender) == -1)
 		return 0;
 	if (strcmp(a, snd) == 0)
 		return 1;
-	r = run(db, Q_SENDER_OWNED, &s, 2, snd, a);
-	if (s != NULL)
-		sqlite3_reset(s);
-	if (r == SQLITE_ROW)
+	if ((r = run(db, Q_SENDER_OWNED, &c, 2, snd, a)) == DBR_ROW) {
+		done(&c);
 		return 1;
-	return r == SQLITE_DONE ? 0 : -1;
+	}
+	return r == DBR_DONE ? 0 : -1;
 }
 
 void
@@ -1235,47 +1506,38 @@ db_password_ok(const char *password, const char *stored)
 	return password_ok(password, stored);
 }
 
-static void
-copy_col(sqlite3_stmt *s, int col, char *dst, size_t size)
-{
-	const char	*v = (const char *)sqlite3_column_text(s, col);
-
-	if (v == NULL || (size_t)snprintf(dst, size, "%s", v) >= size)
-		dst[0] = '\0';
-}
 
 enum db_auth
 db_account_cred(struct db *db, const char *addr, bool smtp,
-    struct db_cred *c)
+    struct db_cred *cr)
 {
 	static char	*dummy;
-	sqlite3_stmt	*s;
+	struct db_cur	 c;
 	char		 key[KEY_MAX];
-	int		 r;
+	enum dbr	 r;
 
-	memset(c, 0, sizeof(*c));
+	memset(cr, 0, sizeof(*cr));
 	if (dummy == NULL && (dummy = hash_password("dummy")) == NULL)
 		return DB_AUTH_TEMPFAIL;
-	snprintf(c->hash, sizeof(c->hash), "%s", dummy);
+	snprintf(cr->hash, sizeof(cr->hash), "%s", dummy);
 	if (fold(key, sizeof(key), addr) == -1)
 		key[0] = '\0';
-	r = run(db, Q_ACCOUNT_CRED, &s, 1, key);
-	if (r == SQLITE_ROW) {
-		copy_col(s, 0, c->hash, sizeof(c->hash));
-		c->usable = sqlite3_column_int(s, 1) != 0 &&
-		    (!smtp || sqlite3_column_int(s, 2) != 0);
-		copy_col(s, 3, c->scram_sha256, sizeof(c->scram_sha256));
-		copy_col(s, 4, c->scram_sha1, sizeof(c->scram_sha1));
-		copy_col(s, 5, c->cram_md5, sizeof(c->cram_md5));
-		snprintf(c->address, sizeof(c->address), "%s", key);
-		if (c->hash[0] == '\0')
-			snprintf(c->hash, sizeof(c->hash), "%s", dummy);
+	r = run(db, Q_ACCOUNT_CRED, &c, 1, key);
+	if (r == DBR_ROW) {
+		copy_col(&c, 0, cr->hash, sizeof(cr->hash));
+		cr->usable = col_int(&c, 1) != 0 &&
+		    (!smtp || col_int(&c, 2) != 0);
+		copy_col(&c, 3, cr->scram_sha256, sizeof(cr->scram_sha256));
+		copy_col(&c, 4, cr->scram_sha1, sizeof(cr->scram_sha1));
+		copy_col(&c, 5, cr->cram_md5, sizeof(cr->cram_md5));
+		snprintf(cr->address, sizeof(cr->address), "%s", key);
+		if (cr->hash[0] == '\0')
+			snprintf(cr->hash, sizeof(cr->hash), "%s", dummy);
+		done(&c);
 	}
-	if (s != NULL)
-		sqlite3_reset(s);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	if (r != DBR_ROW && r != DBR_DONE)
 		return DB_AUTH_TEMPFAIL;
-	return c->usable ? DB_AUTH_OK : DB_AUTH_FAIL;
+	return cr->usable ? DB_AUTH_OK : DB_AUTH_FAIL;
 }
 
 enum db_auth
@@ -1285,22 +1547,21 @@ db_account_auth(struct db *db, const char *addr, const char *password,
 	/* Hashed even for an unknown account, so timing tells nothing. */
 	static char		*dummy;
 	const char		*stored;
-	sqlite3_stmt		*s;
+	struct db_cur		 c;
 	char			 key[KEY_MAX], *hash = NULL;
 	bool			 usable = false;
-	int			 r;
+	enum dbr		 r;
 
 	if (fold(key, sizeof(key), addr) == -1)
 		key[0] = '\0';
-	r = run(db, Q_ACCOUNT_GET, &s, 1, key);
-	if (r == SQLITE_ROW) {
-		hash = strdup((const char *)sqlite3_column_text(s, 0));
-		usable = sqlite3_column_int(s, 1) != 0 &&
-		    (!smtp || sqlite3_column_int(s, 2) != 0);
+	r = run(db, Q_ACCOUNT_GET, &c, 1, key);
+	if (r == DBR_ROW) {
+		hash = col(&c, 0) != NULL ? strdup(col(&c, 0)) : NULL;
+		usable = col_int(&c, 1) != 0 &&
+		    (!smtp || col_int(&c, 2) != 0);
+		done(&c);
 	}
-	if (s != NULL)
-		sqlite3_reset(s);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	if (r != DBR_ROW && r != DBR_DONE)
 		return DB_AUTH_TEMPFAIL;
 	if (dummy == NULL && (dummy = hash_password("dummy")) == NULL) {
 		free(hash);
@@ -1311,4 +1572,153 @@ db_account_auth(struct db *db, const char *addr, const char *password,
 		usable = false;
 	free(hash);
 	return usable ? DB_AUTH_OK : DB_AUTH_FAIL;
+}
+
+/* --- copies between stores (the mirror, postino-admin store migrate) --- */
+
+const char *
+db_table_name(unsigned int i)
+{
+	return i < DB_TABLES ? tables[i].name : NULL;
+}
+
+int
+db_table_index(const char *name)
+{
+	int	i;
+
+	for (i = 0; i < DB_TABLES; i++)
+		if (strcmp(tables[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/* Every row of table i of from, inserted into to. */
+static int
+copy_rows(struct db *from, struct db *to, int i, char *err, size_t errlen)
+{
+	struct db_cur	 c, ins;
+	const char	*p[DB_COLS_MAX];
+	char		 sql[512];
+	size_t		 len;
+	enum dbr	 r, w;
+	int		 k;
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM %s", tables[i].cols,
+	    tables[i].name);
+	memset(&c, 0, sizeof(c));
+	c.db = from;
+	r = from->drv->run(from, -1, sql, 0, NULL, &c);
+	len = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO %s (%s) VALUES (",
+	    tables[i].name, tables[i].cols);
+	for (k = 1; k <= tables[i].ncols; k++)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s?%d",
+		    k > 1 ? ", " : "", k);
+	snprintf(sql + len, sizeof(sql) - len, ")");
+	for (; r == DBR_ROW; r = next(&c)) {
+		for (k = 0; k < tables[i].ncols; k++)
+			p[k] = col(&c, k);
+		memset(&ins, 0, sizeof(ins));
+		ins.db = to;
+		w = to->drv->run(to, Q_COPY + i, sql, tables[i].ncols, p, &ins);
+		to->drv->done(&ins);
+		if (w != DBR_DONE) {
+			done(&c);
+			return dberr(to, err, errlen);
+		}
+	}
+	if (r != DBR_DONE)
+		return dberr(from, err, errlen);
+	return 0;
+}
+
+static int
+copy_tables(struct db *from, struct db *to, unsigned int mask, char *err,
+    size_t errlen)
+{
+	char	sql[64];
+	int	i;
+
+	for (i = DB_TABLES - 1; i >= 0; i--) {
+		if (!(mask & (1u << i)))
+			continue;
+		snprintf(sql, sizeof(sql), "DELETE FROM %s", tables[i].name);
+		if (exec(to, sql) == -1)
+			return dberr(to, err, errlen);
+	}
+	for (i = 0; i < DB_TABLES; i++)
+		if ((mask & (1u << i)) && copy_rows(from, to, i, err,
+		    errlen) == -1)
+			return -1;
+	return 0;
+}
+
+/*
+ * A part of the tables may be copied (a mirror refreshes the table a
+ * notification names), so references are not checked in a SQLite
+ * target: accounts refreshed alone would otherwise take send_as with
+ * them (ON DELETE CASCADE).  The source checked them.
+ */
+int
+db_copy(struct db *from, struct db *to, unsigned int mask, char *err,
+    size_t errlen)
+{
+	bool	lite = to->drv == &sqlite_driver;
+	int	r;
+
+	if (lite && exec(to, "PRAGMA foreign_keys = OFF") == -1)
+		return dberr(to, err, errlen);
+	if (begin(to) == -1)
+		r = dberr(to, err, errlen);
+	else if ((r = copy_tables(from, to, mask, err, errlen)) == -1)
+		exec(to, "ROLLBACK");
+	else if (exec(to, "COMMIT") == -1)
+		r = dberr(to, err, errlen);
+	if (lite)
+		exec(to, "PRAGMA foreign_keys = ON");
+	return r;
+}
+
+long long
+db_rows(struct db *db, char *err, size_t errlen)
+{
+	struct db_cur	c;
+	char		sql[64];
+	long long	n = 0;
+	int		i;
+
+	for (i = 0; i < DB_TABLES; i++) {
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s",
+		    tables[i].name);
+		memset(&c, 0, sizeof(c));
+		c.db = db;
+		if (db->drv->run(db, -1, sql, 0, NULL, &c) != DBR_ROW) {
+			done(&c);
+			return dberr(db, err, errlen);
+		}
+		n += col_int(&c, 0);
+		done(&c);
+	}
+	return n;
+}
+
+void
+db_set_forward(struct db *db, db_forward_fn fn, void *arg)
+{
+	db->forward = fn;
+	db->forward_arg = arg;
+}
+
+int
+db_replay(struct db *db, int q, int n, const char *const *p, char *err,
+    size_t errlen)
+{
+	struct db_cur	c;
+	enum dbr	r;
+
+	if (q < 0 || q >= Q_MAX || n > DB_PARAMS_MAX)
+		return fail(err, errlen, "no statement %d", q);
+	for (r = run_v(db, (enum q)q, &c, n, p); r == DBR_ROW; r = next(&c))
+		;
+	return r == DBR_DONE ? 0 : dberr(db, err, errlen);
 }

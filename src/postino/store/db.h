@@ -1,11 +1,15 @@
 /*
  * db.h - the account store (R7.2): domains, accounts, aliases and the
- * administrator's lists, in SQLite (<data_dir>/postino.db).
+ * administrator's lists, in SQLite (<data_dir>/postino.db) or in
+ * PostgreSQL ([store] driver = postgres), the same schema and queries
+ * behind this one interface (db.c, db_pg.c).
  *
- * Used by the store role (lookups, from its event loop thread only) and
- * by postino-admin (changes).  The schema is created or upgraded by
- * db_open.  All addresses and domains are kept in lower case (ASCII
- * folding); callers pass them canonical or not, db folds them.
+ * Used by the store role (lookups, from its event loop thread only,
+ * always on a SQLite file: with PostgreSQL a local mirror, shared.h) and
+ * by postino-admin (changes, on either).  The schema is created or
+ * upgraded when opened.  All addresses and domains are kept in lower
+ * case (ASCII folding); callers pass them canonical or not, db folds
+ * them.
  */
 #ifndef STORE_DB_H
 #define STORE_DB_H
@@ -23,7 +27,48 @@ struct db;
  * Returns 0, or -1 with a message in err naming the file.
  */
 int	db_open(const char *path, struct db **db_r, char *err, size_t errlen);
+
+/*
+ * Connect to PostgreSQL (a libpq connection string), creating the
+ * schema and its change notifications (NOTIFY postino, the table's
+ * name as payload) in an empty database.  Returns 0, or -1 with a
+ * message in err naming the server, never the password.
+ */
+int	db_open_pg(const char *dsn, struct db **db_r, char *err,
+	    size_t errlen);
 void	db_close(struct db **db);
+
+/*
+ * The tables, in an order where each comes after those it refers to;
+ * a set of tables is a mask of 1 << index.
+ */
+#define DB_TABLES	10
+#define DB_TABLES_ALL	((1u << DB_TABLES) - 1)
+const char	*db_table_name(unsigned int index);
+int		 db_table_index(const char *name);	/* -1: none */
+
+/*
+ * Make the tables of the mask in to hold what they hold in from, in one
+ * transaction of to.  Returns 0, or -1 with err.
+ */
+int	db_copy(struct db *from, struct db *to, unsigned int tables,
+	    char *err, size_t errlen);
+
+/* The rows of every table together; -1 with err on error. */
+long long	db_rows(struct db *, char *err, size_t errlen);
+
+/*
+ * The store role's own changes (POP-before-SMTP grants, blocks and
+ * their end), once made in db, are handed to fn as the statement and
+ * its parameters, for db_replay on another store (shared.c: the
+ * PostgreSQL every server shares).  fn runs on the caller's thread and
+ * must copy what it keeps.
+ */
+typedef void	(*db_forward_fn)(void *arg, int q, int n,
+		    const char *const *params);
+void	db_set_forward(struct db *, db_forward_fn fn, void *arg);
+int	db_replay(struct db *, int q, int n, const char *const *params,
+	    char *err, size_t errlen);
 
 /* One resolved delivery target of a recipient. */
 #define DB_TARGETS_MAX	64
