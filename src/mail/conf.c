@@ -19,6 +19,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -1250,6 +1251,41 @@ parse_line(struct parser *p, char *s)
 	return parse_assign(p, s);
 }
 
+/*
+ * [store]: PostgreSQL needs a connection string, and one given must be
+ * one libpq can read (it is also the default target of "postino-admin
+ * store migrate", so a dsn with driver = sqlite is fine).
+ */
+static int
+check_store(struct parser *p)
+{
+	struct conf		*c = p->conf;
+	PQconninfoOption	*o;
+	char			*msg = NULL;
+	int			 dsn_line = p->seen[key_find("store", "dsn") - keys];
+
+	if (c->store.driver == STORE_POSTGRES && c->store.dsn[0] == '\0') {
+		p->line = p->seen[key_find("store", "driver") - keys];
+		return perr(p, "driver = postgres without a dsn, expected dsn "
+		    "= \"host=... dbname=...\" (a libpq connection string) "
+		    "in [store]");
+	}
+	if (c->store.dsn[0] == '\0')
+		return 0;
+	if ((o = PQconninfoParse(c->store.dsn, &msg)) == NULL) {
+		p->line = dsn_line;
+		if (msg != NULL)
+			msg[strcspn(msg, "\n")] = '\0';
+		perr(p, "dsn: %s, expected a libpq connection string "
+		    "(\"host=H port=P dbname=D user=U\" or postgresql://...)",
+		    msg != NULL ? msg : "out of memory");
+		PQfreemem(msg);
+		return -1;
+	}
+	PQconninfoFree(o);
+	return 0;
+}
+
 /* Defaults that depend on other keys, and whole-file checks. */
 static int
 finish(struct parser *p)
@@ -1275,6 +1311,8 @@ finish(struct parser *p)
 			return perr(p, "data_dir is too long, expected at "
 			    "most %d characters", PATH_MAX - 20);
 	}
+	if (check_store(p) == -1)
+		return -1;
 	if (c->delivery.failed_mail[0] != '\0')
 		return 0;
 	if (strlen(c->hostname) + 11 >= sizeof(c->delivery.failed_mail))

@@ -24,6 +24,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "support"))
 from procs import children, free_port, pid_alive, wait_pid_gone  # noqa: E402,F401
+from pg import PgCluster, pg_missing  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _build = os.environ.get("POSTINO_BUILD", "build")
@@ -73,6 +74,29 @@ IO_TIMEOUT = 10.0
 _LINGERING = []
 # Every server made, for the sanitizer check and cleanup at the end.
 _ALL = []
+
+# POSTINO_TEST_STORE=postgres: every server keeps its account store in
+# PostgreSQL ([store] driver = postgres), a database of its own in one
+# private cluster for the session (tests/support/pg.py).
+STORE = os.environ.get("POSTINO_TEST_STORE", "sqlite")
+_PG = []
+_DB_SEQ = [0]
+
+
+def session_pg():
+    """The session's private PostgreSQL cluster, started on first use."""
+    if not _PG:
+        why = pg_missing()
+        if why is not None:
+            pytest.skip(why)
+        _PG.append(PgCluster().start())
+    return _PG[0]
+
+
+def new_pg_database():
+    """A libpq connection string to a new empty database of session_pg()."""
+    _DB_SEQ[0] += 1
+    return session_pg().create_db("postino%d" % _DB_SEQ[0])
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "WARNING: ThreadSanitizer")
 
@@ -119,7 +143,12 @@ class Postino:
     """One postino server in its own temporary directory."""
 
     def __init__(self, smtp=None, extra_config="", hostname=HOSTNAME, intrusion=None,
-                 antispam=None, metrics=False):
+                 antispam=None, metrics=False, store_dsn=None):
+        # store_dsn: a PostgreSQL store ([store] driver = postgres); ""
+        # keeps SQLite even under POSTINO_TEST_STORE=postgres
+        if store_dsn is None and STORE == "postgres":
+            store_dsn = new_pg_database()
+        self.store_dsn = store_dsn or None
         self.dir = tempfile.mkdtemp(prefix="postino-e2e-")
         # As root, postino drops to the 'postino' user which must reach
         # data_dir: the temporary directory must be traversable.
@@ -179,6 +208,8 @@ class Postino:
             lines += ["[dns]", "servers = 127.0.0.1:%d" % self.dead_dns_port]
         if self.metrics_port:
             lines += ["[metrics]", "listen = 127.0.0.1:%d" % self.metrics_port]
+        if self.store_dsn is not None and "[store]" not in self.extra_config:
+            lines += ["[store]", "driver = postgres", "dsn = %s" % self.store_dsn]
         if self.extra_config:
             lines.append(self.extra_config)
         with open(self.conf, "w") as f:
@@ -644,11 +675,12 @@ def _check_binaries():
 
 
 def new_server(smtp=None, extra_config="", accounts=(DEMO,), start=True, intrusion=None,
-               antispam=None, metrics=False):
+               antispam=None, metrics=False, store_dsn=None, domain=True):
     _check_binaries()
     p = Postino(smtp=smtp, extra_config=extra_config, intrusion=intrusion, antispam=antispam,
-                metrics=metrics)
-    p.add_domain(DOMAIN)
+                metrics=metrics, store_dsn=store_dsn)
+    if domain:
+        p.add_domain(DOMAIN)
     for a in accounts:
         p.add_account(a)
     if start:
@@ -671,9 +703,10 @@ def make_server(request):
     servers = []
 
     def make(smtp=None, extra_config="", accounts=(DEMO,), start=True, intrusion=None,
-             antispam=None, metrics=False):
+             antispam=None, metrics=False, store_dsn=None, domain=True):
         p = new_server(smtp, extra_config, accounts, start=False, intrusion=intrusion,
-                       antispam=antispam, metrics=metrics)
+                       antispam=antispam, metrics=metrics, store_dsn=store_dsn,
+                       domain=domain)
         servers.append(p)
         if start:
             p.start()
@@ -768,6 +801,9 @@ def _reap_lingering():
             bad.append("===== postino log (%s) =====\n%s" % (p.dir, log))
         else:
             shutil.rmtree(p.dir, ignore_errors=True)
+    # every server is stopped: the session's PostgreSQL may go
+    for pg in _PG:
+        pg.stop()
     if bad:
         sys.stdout.write("\n".join(bad) + "\n")
         pytest.fail("sanitizer reports in %d server log(s), kept in place" % len(bad),

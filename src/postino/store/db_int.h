@@ -63,4 +63,7 @@ extern const char	db_schema[];
 /* The PostgreSQL driver: connect, and create the schema when new. */
 int	db_pg_connect(struct db *, const char *dsn, char *err, size_t errlen);
 
+/* A libpq message made one line, in place. */
+char	*db_pg_line(char *);
+
 #endif

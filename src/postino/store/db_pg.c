@@ -135,15 +135,33 @@ pg_exec(struct db *db, const char *sql)
 	return r == DBR_ROW || r == DBR_DONE ? 0 : -1;
 }
 
-/* libpq's messages end in a newline, which a log line must not. */
+/*
+ * libpq's messages may span lines ("...\n\tIs the server running...")
+ * and end in a newline, which a log line or a command's one line of
+ * refusal must not: whitespace runs become one space.
+ */
+char *
+db_pg_line(char *s)
+{
+	char	*i, *o;
+
+	for (i = o = s; *i != '\0'; i++) {
+		if (*i == '\n' || *i == '\t' || *i == '\r' || *i == ' ') {
+			if (o > s && o[-1] != ' ')
+				*o++ = ' ';
+		} else
+			*o++ = *i;
+	}
+	while (o > s && o[-1] == ' ')
+		o--;
+	*o = '\0';
+	return s;
+}
+
 static const char *
 pg_errmsg(struct db *db)
 {
-	size_t	n = strlen(db->errbuf);
-
-	while (n > 0 && (db->errbuf[n - 1] == '\n' || db->errbuf[n - 1] == ' '))
-		db->errbuf[--n] = '\0';
-	return db->errbuf;
+	return db_pg_line(db->errbuf);
 }
 
 static void

@@ -36,6 +36,7 @@
 #include "resolve.h"
 #include "role.h"
 #include "scheduler.h"
+#include "shared.h"
 #include "smtp_syntax.h"
 #include "stats.h"
 #include "xalloc.h"
@@ -678,10 +679,11 @@ store_main(struct conf *conf)
 		fatal("chdir %s", conf->data_dir);
 	role_drop("store", conf->user, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (db_open("postino.db", &st.db, err, sizeof(err)) == -1)
+	if (shared_open(conf, &st.db, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	st.base = event_base_new();
 	st.pool = pool_new(st.base, conf->workers);
+	shared_start(st.base, st.pool);
 	st.queue = queue_open(st.base, st.pool, conf);
 	st.av = antivirus_new(st.pool, st.queue, conf);
 	st.net = ipc_new(st.base, ROLE_FD_PEER, "net", net_dispatch, NULL);
