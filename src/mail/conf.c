@@ -301,9 +301,11 @@ static const struct conf_key keys[] = {
 	    "ADDR[:PORT] of resolvers; empty = the system's." },
 
 	{ "store", "driver", KT_ENUM, "sqlite", W(w_driver), C(store.driver),
-	    0, "Account store (R7.2)." },
+	    0, "Account store (R7.2): <data_dir>/postino.db, or PostgreSQL "
+	    "shared by several servers (docs/store.md)." },
 	{ "store", "dsn", KT_STRING, "", S(0), C(store.dsn), 0,
-	    "PostgreSQL connection string (driver = postgres)." },
+	    "libpq connection string of the PostgreSQL (driver = postgres; "
+	    "also what store migrate copies into)." },
 
 	{ "metrics", "listen", KT_STRING, "", S(0), C(metrics.listen),
 	    K_ADDRPORT, "ADDR:PORT of the Prometheus text endpoint, "

@@ -27,6 +27,7 @@ import pytest
 
 from conftest import (DEMO, DEMO_PASSWORD, DOMAIN, POSTINO, SENDER, SMTPConn, extra_ports,
                       new_pg_database, session_pg, unverified_context)
+from pg import PgCluster
 
 # the bound docs/store.md states for a change made anywhere to be seen
 # by every server; measured lags are printed (pytest -s)
@@ -41,10 +42,11 @@ def pg():
     return session_pg()
 
 
-def pair(make_server, intrusion=None):
-    """Servers a and b on one new database, each with a pop3s listener;
-    example.test added through a."""
-    dsn = new_pg_database()
+def pair(make_server, intrusion=None, dsn=None):
+    """Servers a and b on one database (a new one of the session's
+    cluster by default), each with a pop3s listener; example.test added
+    through a."""
+    dsn = dsn or new_pg_database()
     servers = []
     for first in (True, False):
         p = make_server(store_dsn=dsn, accounts=(), start=False, domain=first,
@@ -182,6 +184,34 @@ def test_block_on_a_holds_on_b(pg, make_server):
     wait_for("unblock on b", lambda: greeting(b, ip).startswith("220 "), True)
 
 
+def test_postgres_away_and_back(make_server):
+    """While PostgreSQL is down each server answers from its mirror and
+    keeps its own changes; once it is back they reach the others, and
+    the servers listen again."""
+    with PgCluster() as own:
+        dsn = own.create_db("outage")
+        a, b = pair(make_server, dsn=dsn)
+        a.add_account(DEMO)
+        ip = "127.0.0.73"
+        wait_for("account on b", lambda: rcpt(b, ip, SENDER, DEMO), "250 2.1.5 Ok")
+        own.pause()
+        assert rcpt(b, ip, SENDER, DEMO) == "250 2.1.5 Ok"     # the mirror answers
+        assert auth(b, ip) == 235
+        pop3_login(a, ip)
+        # a relays at once; b hears of it only through PostgreSQL
+        assert rcpt(a, ip, DEMO, "friend@far.example") == "250 2.1.5 Ok"
+        assert a.log_has("popauth event=grant address=[%s]" % ip)
+        assert a.log_has("store event=shared-failed error=")
+        assert rcpt(b, ip, SENDER, "friend@far.example") == RELAY_DENIED
+        own.resume()
+        wait_for("grant replayed", lambda: rcpt(b, ip, DEMO, "friend@far.example"),
+                 "250 2.1.5 Ok", timeout=10)
+        assert a.log_has("store event=shared-back") and b.log_has("store event=shared-back")
+        # both listen again
+        a.admin("account", "disable", DEMO)
+        wait_for("disable on b after the outage", lambda: auth(b, ip), 535)
+
+
 # --------------------------------------------------------------------
 # postino-admin store migrate
 # --------------------------------------------------------------------
@@ -281,8 +311,8 @@ def test_migrate_needs_a_target_and_a_store(make_server):
     assert r.returncode == 1 and r.stderr.startswith("postino-admin: database postgres: "), \
         r.stderr
     # libpq's message, on one line
-    assert r.stderr.endswith('"127.0.0.1", port 1 failed: Connection refused Is the server '
-                             'running on that host and accepting TCP/IP connections?\n'), r.stderr
+    assert r.stderr.endswith("'127.0.0.1', port 1 failed: Connection refused Is the server "
+                             "running on that host and accepting TCP/IP connections?\n"), r.stderr
 
 
 # --------------------------------------------------------------------

@@ -88,6 +88,10 @@ class PgCluster:
         if r.returncode != 0:
             raise RuntimeError("initdb failed: %s%s" % (r.stdout, r.stderr))
         self.port = free_port()
+        return self.resume(timeout)
+
+    def resume(self, timeout=30.0):
+        """Start the server (again, after pause(), on the same port)."""
         log = open(self.log_path, "ab")
         try:
             # fsync off: a test cluster; the tests never crash the host
@@ -141,6 +145,11 @@ class PgCluster:
         return self.dsn(name)
 
     def stop(self, timeout=15.0):
+        self.pause(timeout)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def pause(self, timeout=15.0):
+        """Stop the server, keeping its data for resume()."""
         if self.proc is not None and self.proc.poll() is None:
             # SIGINT: "fast" shutdown, which ends the clients' sessions
             self.proc.send_signal(signal.SIGINT)
@@ -151,7 +160,6 @@ class PgCluster:
                 self.proc.wait(timeout=timeout)
             wait_pid_gone(self.proc.pid, timeout)
         self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
         return self.start()

@@ -138,7 +138,8 @@ pg_exec(struct db *db, const char *sql)
 /*
  * libpq's messages may span lines ("...\n\tIs the server running...")
  * and end in a newline, which a log line or a command's one line of
- * refusal must not: whitespace runs become one space.
+ * refusal must not: whitespace runs become one space.  Its double
+ * quotes become single ones, since logs quote the message with them.
  */
 char *
 db_pg_line(char *s)
@@ -150,7 +151,7 @@ db_pg_line(char *s)
 			if (o > s && o[-1] != ' ')
 				*o++ = ' ';
 		} else
-			*o++ = *i;
+			*o++ = *i == '"' ? '\'' : *i;
 	}
 	while (o > s && o[-1] == ' ')
 		o--;
