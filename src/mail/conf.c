@@ -1264,7 +1264,7 @@ check_store(struct parser *p)
 	struct conf		*c = p->conf;
 	PQconninfoOption	*o;
 	char			*msg = NULL;
-	int			 dsn_line = p->seen[key_find("store", "dsn") - keys];
+	int			 dsn_line;
 
 	if (c->store.driver == STORE_POSTGRES && c->store.dsn[0] == '\0') {
 		p->line = p->seen[key_find("store", "driver") - keys];
@@ -1274,6 +1274,7 @@ check_store(struct parser *p)
 	}
 	if (c->store.dsn[0] == '\0')
 		return 0;
+	dsn_line = p->seen[key_find("store", "dsn") - keys];
 	if ((o = PQconninfoParse(c->store.dsn, &msg)) == NULL) {
 		p->line = dsn_line;
 		if (msg != NULL)

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -93,6 +94,18 @@ def session_pg():
     return _PG[0]
 
 
+# the commands of postino-admin that change the store
+ADMIN_WRITES = {"add", "del", "passwd", "disable", "enable", "smtp-auth", "send-as", "grant",
+                "migrate"}
+STORE_TABLES = [
+    ("domains", "name, created"),
+    ("accounts", "address, domain, local_part, password_hash, scram_sha256, scram_sha1, "
+     "cram_md5, enabled, smtp_auth, created"),
+    ("aliases", "address, target"), ("send_as", "account, address"), ("trusted", "entry"),
+    ("bypass", "list, entry"), ("devices", "ip"), ("redirects", "domain, target, host"),
+    ("blocks", "ip, until, reason"), ("popauth", "ip, account, until")]
+
+
 def new_pg_database():
     """A libpq connection string to a new empty database of session_pg()."""
     _DB_SEQ[0] += 1
@@ -145,8 +158,11 @@ class Postino:
     def __init__(self, smtp=None, extra_config="", hostname=HOSTNAME, intrusion=None,
                  antispam=None, metrics=False, store_dsn=None):
         # store_dsn: a PostgreSQL store ([store] driver = postgres); ""
-        # keeps SQLite even under POSTINO_TEST_STORE=postgres
-        if store_dsn is None and STORE == "postgres":
+        # keeps SQLite even under POSTINO_TEST_STORE=postgres.  Only
+        # with the suite's own database does admin() wait for the mirror
+        # (the tests of test_pg_store.py measure that wait themselves).
+        self.sync_mirror = store_dsn is None and STORE == "postgres"
+        if self.sync_mirror:
             store_dsn = new_pg_database()
         self.store_dsn = store_dsn or None
         self.dir = tempfile.mkdtemp(prefix="postino-e2e-")
@@ -225,7 +241,41 @@ class Postino:
         if check:
             assert r.returncode == 0, "postino-admin %s: exit %d: %s%s" % (
                 " ".join(args), r.returncode, r.stdout, r.stderr)
+        if (r.returncode == 0 and self.sync_mirror and len(args) > 1 and
+                args[1] in ADMIN_WRITES and self.proc is not None and self.proc.poll() is None):
+            self.sync_store()
         return r
+
+    def sync_store(self, timeout=5.0):
+        """With PostgreSQL: wait until the running server's mirror holds
+        what PostgreSQL holds, as it does a few ms after a change (the
+        lag of docs/store.md), so that a test acts on the change at
+        once as it may with SQLite."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pg, mirror = self._store_rows(), self._mirror_rows()
+            if pg == mirror:
+                return
+            if time.monotonic() >= deadline:
+                raise AssertionError("the mirror of %s still differs from PostgreSQL after "
+                                     "%.0f s:\n%r\n%r" % (self.dir, timeout, mirror, pg))
+            time.sleep(0.01)
+
+    def _store_rows(self):
+        dbname = self.store_dsn.split("dbname=")[1].split()[0]
+        rows = session_pg().sql_many(dbname, ["SELECT %s FROM %s ORDER BY %s" % (cols, t, cols)
+                                              for t, cols in STORE_TABLES])
+        return {t: r for (t, _), r in zip(STORE_TABLES, rows)}
+
+    def _mirror_rows(self):
+        path = os.path.join(self.data_dir, "postgres-mirror.db")
+        con = sqlite3.connect(path, timeout=10)
+        try:
+            return {t: [["" if v is None else str(v) for v in row] for row in
+                        con.execute("SELECT %s FROM %s ORDER BY %s" % (cols, t, cols))]
+                    for t, cols in STORE_TABLES}
+        finally:
+            con.close()
 
     def add_domain(self, domain=DOMAIN):
         self.admin("domain", "add", domain)

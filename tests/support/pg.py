@@ -136,6 +136,23 @@ class PgCluster:
             raise RuntimeError("psql %s: %s" % (sql, r.stderr))
         return [line.split("|") for line in r.stdout.splitlines() if line]
 
+    def sql_many(self, db, queries):
+        """The rows of each query, in one psql run: a list of lists."""
+        script = "".join("SELECT '#%d';\n%s;\n" % (i, q) for i, q in enumerate(queries))
+        r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                            "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                            "-d", db, "-f", "-"], input=script, capture_output=True, text=True,
+                           timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("psql: %s" % r.stderr)
+        out = []
+        for line in r.stdout.splitlines():
+            if line.startswith("#") and line[1:].isdigit():
+                out.append([])
+            elif line:
+                out[-1].append(line.split("|"))
+        return out
+
     def dsn(self, db):
         return "host=127.0.0.1 port=%d dbname=%s user=postgres" % (self.port, db)
 

@@ -966,7 +966,8 @@ static int
 account_insert(struct db *db, const char *addr, const char *hash, char *err,
     size_t errlen)
 {
-	char		full[KEY_MAX], key[KEY_MAX], *local, *domain, now[32];
+	char		full[KEY_MAX], key[KEY_MAX], *local, *domain;
+	char		now[32];
 	enum dbr	r;
 
 	if (fold(full, sizeof(full), addr) == -1 ||
@@ -1399,6 +1400,7 @@ each_row(struct db_cur *c, enum dbr r, int time_col, db_row_fn fn,
 		}
 		fn(arg, n, cols);
 	}
+	done(c);	/* a first step that was not a row left it open */
 	return r == DBR_DONE ? 0 : dberr(c->db, err, errlen);
 }
 
@@ -1627,9 +1629,8 @@ copy_rows(struct db *from, struct db *to, int i, char *err, size_t errlen)
 			return dberr(to, err, errlen);
 		}
 	}
-	if (r != DBR_DONE)
-		return dberr(from, err, errlen);
-	return 0;
+	done(&c);
+	return r == DBR_DONE ? 0 : dberr(from, err, errlen);
 }
 
 static int

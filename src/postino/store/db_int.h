@@ -22,7 +22,7 @@ struct db;
 
 struct db_cur {
 	struct db	*db;
-	void		*stmt;		/* driver's: statement or result */
+	void		*stmt;		/* statement or result */
 	int		 row, nrows;
 	int		 ncols;
 	long long	 changes;	/* rows a change touched */
@@ -48,9 +48,9 @@ struct db_driver {
 
 struct db {
 	const struct db_driver	*drv;
-	char		 path[1024];	/* for messages: file or server */
+	char		 path[1024];	/* for messages */
 	void		*h;		/* sqlite3 or PGconn */
-	void		*q[DB_Q_MAX];	/* prepared statements (SQLite) */
+	void		*q[DB_Q_MAX];	/* prepared (SQLite) */
 	unsigned int	 scram_iterations;
 	db_forward_fn	 forward;	/* db_set_forward */
 	void		*forward_arg;

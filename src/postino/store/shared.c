@@ -77,9 +77,10 @@ static struct {
 	struct db		*mirror;	/* the worker's connection */
 	unsigned int		 job_tables;
 	struct op		*job_ops;	/* replays not yet done */
-	PGconn			*job_listen;	/* a new listen connection */
+	PGconn			*job_listen;	/* made again */
 	bool			 job_relisten;
 	char			 job_err[1024];
+	char			 job_dropped[512]; /* replay refused */
 } sh;
 
 static void	kick(void);
@@ -146,21 +147,31 @@ job_work(void *arg)
 	struct op	*o;
 	char		 err[512];
 
-	sh.job_err[0] = '\0';
+	sh.job_err[0] = sh.job_dropped[0] = '\0';
 	if (sh.job_relisten) {
-		if ((sh.job_listen = listen_connect(err, sizeof(err))) == NULL) {
+		sh.job_listen = listen_connect(err, sizeof(err));
+		if (sh.job_listen == NULL) {
 			snprintf(sh.job_err, sizeof(sh.job_err), "listen: %s",
 			    err);
 			return;
 		}
-		sh.job_tables = DB_TABLES_ALL;	/* we may have missed any */
+		/* we may have missed any */
+		sh.job_tables = DB_TABLES_ALL;
 	}
 	while ((o = sh.job_ops) != NULL) {
 		if (db_replay(sh.pg, o->q, o->n, (const char *const *)o->p,
 		    err, sizeof(err)) == -1) {
-			snprintf(sh.job_err, sizeof(sh.job_err), "replay: %s",
-			    err);
-			return;		/* kept, in order, for later */
+			if (PQstatus(sh.pg->h) != CONNECTION_OK) {
+				snprintf(sh.job_err, sizeof(sh.job_err),
+				    "replay: %s", err);
+				return;	/* kept, in order, for later */
+			}
+			/* refused by a server that answers: trying again
+			 * would not help, and would hold back every change
+			 * after it */
+			if (sh.job_dropped[0] == '\0')
+				snprintf(sh.job_dropped,
+				    sizeof(sh.job_dropped), "%s", err);
 		}
 		sh.job_ops = o->next;
 		op_free(o);
@@ -209,6 +220,9 @@ job_done(void *arg)
 	bool		failed = sh.job_err[0] != '\0';
 
 	sh.busy = false;
+	if (sh.job_dropped[0] != '\0')
+		log_warn("store event=shared-refused error=\"%s\"",
+		    sh.job_dropped);
 	if (sh.job_listen != NULL) {
 		sh.listen = sh.job_listen;
 		sh.job_listen = NULL;
