@@ -246,6 +246,39 @@ class Postino:
             self.sync_store()
         return r
 
+    @property
+    def store_file(self):
+        """The SQLite file the daemon reads: the store, or its mirror of
+        PostgreSQL."""
+        return os.path.join(self.data_dir, "postgres-mirror.db" if self.store_dsn
+                            else "postino.db")
+
+    def store_sql(self, sql, args=()):
+        """Run sql (with ? parameters, in SQL both engines accept) on the
+        account store itself, as the tests of a row's effect do:
+        (rows, rowcount).  A change to PostgreSQL is waited for like an
+        admin() change."""
+        if not self.store_dsn:
+            con = sqlite3.connect(os.path.join(self.data_dir, "postino.db"), timeout=10)
+            try:
+                with con:
+                    cur = con.execute(sql, args)
+                    return [list(r) for r in cur.fetchall()], cur.rowcount
+            finally:
+                con.close()
+        parts = sql.split("?")
+        assert len(parts) == len(args) + 1, sql
+        text = parts[0]
+        for a, rest in zip(args, parts[1:]):
+            text += (str(a) if isinstance(a, int) else
+                     "'%s'" % str(a).replace("'", "''")) + rest
+        dbname = self.store_dsn.split("dbname=")[1].split()[0]
+        rows, count = session_pg().sql_status(dbname, text)
+        if count is not None and self.sync_mirror and self.proc is not None and \
+                self.proc.poll() is None:
+            self.sync_store()
+        return [[int(v) if v.isdigit() else v for v in r] for r in rows], count
+
     def sync_store(self, timeout=5.0):
         """With PostgreSQL: wait until the running server's mirror holds
         what PostgreSQL holds, as it does a few ms after a change (the

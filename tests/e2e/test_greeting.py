@@ -3,7 +3,6 @@ timeout_greeting: the banner waits; a client that talks first is
 refused (it is no SMTP client: RFC 5321 4.3.1).
 """
 import socket
-import sqlite3
 import time
 
 from conftest import GREETING, HOSTNAME, DEMO
@@ -36,10 +35,8 @@ def test_patient_client_gets_the_banner_late(make_server):
 def test_scram_iterations_configurable(make_server):
     p = make_server(smtp={"scram_iterations": 8192}, accounts=())
     p.add_account(DEMO)
-    db = sqlite3.connect("file:%s/postino.db?mode=ro" % p.data_dir, uri=True)
-    s256, s1, cram, pw = db.execute(
-        "SELECT scram_sha256, scram_sha1, cram_md5, password_hash FROM accounts").fetchone()
-    db.close()
+    (s256, s1, cram, pw), = p.store_sql(
+        "SELECT scram_sha256, scram_sha1, cram_md5, password_hash FROM accounts")[0]
     assert s256.startswith("8192$") and s1.startswith("8192$")
     assert len(cram) == 64 and pw.startswith("$y$")
     assert "secret" not in s256 + s1 + cram + pw      # never plaintext (R2.4)

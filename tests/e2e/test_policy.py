@@ -12,7 +12,6 @@ per-IP state stay apart) and compares replies byte for byte.
 """
 import os
 import re
-import sqlite3
 import sys
 import time
 
@@ -142,13 +141,7 @@ def wait_log(p, pattern, timeout=10.0):
 
 
 def db_exec(p, sql, args=()):
-    con = sqlite3.connect(os.path.join(p.data_dir, "postino.db"), timeout=10)
-    try:
-        with con:
-            cur = con.execute(sql, args)
-            return cur.rowcount
-    finally:
-        con.close()
+    return p.store_sql(sql, args)[1]
 
 
 # --------------------------------------------------------------------
@@ -328,8 +321,8 @@ def test_popauth_grant(make_server):
     assert list(env) == [qid] and "\nremote %s\n" % REMOTE in env[qid], env
 
     # The grant runs out: the next MAIL is not authorized any more.
-    assert db_exec(p, "UPDATE popauth SET until = strftime('%s','now') - 1 WHERE ip = ?",
-                   (ip,)) == 1
+    assert db_exec(p, "UPDATE popauth SET until = ? WHERE ip = ?",
+                   (int(time.time()) - 1, ip)) == 1
     expect_session(p, ip, DEMO, [(REMOTE, r31(DEMO, REMOTE)), (DEMO, r31(DEMO, DEMO))])
     expect_session(p, ip, SENDER, [(REMOTE, relay_denied(REMOTE)), (DEMO, RCPT_OK)])
     # A new grant (another POP login) authorizes again.
@@ -346,7 +339,7 @@ def test_popauth_expiry_within_a_session(make_server):
     with p.connect(source=ip) as c:
         c.ehlo()
         assert transaction(c, DEMO, [REMOTE]) == [MAIL_OK, RCPT_OK]
-        db_exec(p, "UPDATE popauth SET until = strftime('%s','now') - 1 WHERE ip = ?", (ip,))
+        db_exec(p, "UPDATE popauth SET until = ? WHERE ip = ?", (int(time.time()) - 1, ip))
         assert transaction(c, DEMO, [REMOTE]) == [MAIL_OK, r31(DEMO, REMOTE)]
 
 
@@ -367,7 +360,8 @@ def test_popauth_off(make_server):
     assert r.returncode == 1 and r.stdout + r.stderr != "", r
     # Even a row left in the store authorizes nobody when it is off.
     until = int(time.time()) + 600
-    db_exec(p, "INSERT OR REPLACE INTO popauth (ip, account, until) VALUES (?, ?, ?)",
+    db_exec(p, "INSERT INTO popauth (ip, account, until) VALUES (?, ?, ?) ON CONFLICT (ip) "
+            "DO UPDATE SET account = excluded.account, until = excluded.until",
             ("127.0.0.55", DEMO, until))
     expect_session(p, "127.0.0.55", DEMO, [(REMOTE, r31(DEMO, REMOTE))])
 

@@ -11,7 +11,6 @@ import poplib
 import re
 import shutil
 import socket
-import sqlite3
 import ssl
 import subprocess
 import tempfile
@@ -614,12 +613,7 @@ def smtp_from(p, ip):
 
 
 def db(p, sql, args=()):
-    con = sqlite3.connect(os.path.join(p.data_dir, "postino.db"), timeout=10)
-    try:
-        with con:
-            return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
+    return [tuple(r) for r in p.store_sql(sql, args)[0]]
 
 
 def test_pop_before_smtp(make_server):
@@ -658,7 +652,7 @@ def test_pop_before_smtp(make_server):
         s.expect("MAIL FROM:<%s>" % DEMO, "250 2.1.0 Ok")
         s.expect("RCPT TO:<friend@far.example>", "250 2.1.5 Ok")
     # after pop_before_smtp_minutes it is refused again
-    db(p, "UPDATE popauth SET until = strftime('%s','now') - 1 WHERE ip = ?", (ip,))
+    db(p, "UPDATE popauth SET until = ? WHERE ip = ?", (int(time.time()) - 1, ip))
     with smtp_from(p, ip) as s:
         s.expect("MAIL FROM:<%s>" % SENDER, "250 2.1.0 Ok")
         s.expect("RCPT TO:<friend@far.example>", RELAY_DENIED)

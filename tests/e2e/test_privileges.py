@@ -67,7 +67,7 @@ def test_files_belong_to_postino(server):
         c.sendmail("sender@example.org", ["demo@example.test"], b"Subject: own\r\n\r\nx\r\n")
     server.wait_messages(1)
     store = pwd.getpwnam("postino")
-    for path in (server.data_dir, os.path.join(server.data_dir, "postino.db"),
+    for path in (server.data_dir, server.store_file,
                  server.maildir(), os.path.join(server.maildir(), "new")):
         assert os.stat(path).st_uid == store.pw_uid, path
     for name in os.listdir(os.path.join(server.maildir(), "new")):

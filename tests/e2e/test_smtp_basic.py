@@ -192,7 +192,7 @@ def test_maildir_layout(server):
     for sub in ("tmp", "new", "cur"):
         assert os.path.isdir(os.path.join(md, sub)), sub
     assert os.listdir(os.path.join(md, "tmp")) == []
-    assert os.path.isfile(os.path.join(server.data_dir, "postino.db"))
+    assert os.path.isfile(server.store_file)
     assert os.path.isfile(os.path.join(server.data_dir, "tls", "cert.pem"))
 
 

@@ -136,6 +136,19 @@ class PgCluster:
             raise RuntimeError("psql %s: %s" % (sql, r.stderr))
         return [line.split("|") for line in r.stdout.splitlines() if line]
 
+    def sql_status(self, db, sql):
+        """(rows, rowcount) of sql; rowcount is None for a SELECT."""
+        r = subprocess.run(["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                            "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                            "-d", db, "-c", sql], capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("psql %s: %s" % (sql, r.stderr))
+        lines = [line for line in r.stdout.splitlines() if line]
+        words = lines[-1].split() if lines else []
+        if words and words[0] in ("INSERT", "UPDATE", "DELETE") and words[-1].isdigit():
+            return [line.split("|") for line in lines[:-1]], int(words[-1])
+        return [line.split("|") for line in lines], None
+
     def sql_many(self, db, queries):
         """The rows of each query, in one psql run: a list of lists."""
         script = "".join("SELECT '#%d';\n%s;\n" % (i, q) for i, q in enumerate(queries))
