@@ -2,7 +2,8 @@
 #
 #   make            build build/postino, build/postino-admin, build/sendmail
 #   make run        install what is missing, build, start the embedded default
-#   make test       unit tests, then end-to-end tests (SAN=1: ASan + UBSan)
+#   make test       unit tests, then end-to-end tests (SAN=1: ASan + UBSan),
+#                   the store's again on PostgreSQL (make e2e-pg)
 #   make fuzz       run every libFuzzer target FUZZ_SECONDS seconds
 #   make bench-tools  build build/loadgen (SMTP load client)
 #   make crashtest  SIGKILL postino under load CRASH_ROUNDS times, check the mail
@@ -59,7 +60,7 @@ CORE_OBJS := $(call obj,$(LIB_SRCS) $(MAIL_SRCS))
 BINS	:= $(B)/postino $(B)/postino-admin $(B)/sendmail
 UNITS	:= $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all bins deps run test unit e2e fuzz fuzz-build clean docs
+.PHONY: all bins deps run test unit e2e e2e-pg fuzz fuzz-build clean docs
 all: deps
 	@$(MAKE) --no-print-directory bins
 bins: $(BINS)
@@ -103,11 +104,25 @@ e2e: $(BINS) $(B)/tests/spf_driver
 	    tests/e2e 2>&1 | tee $(B)/e2e.log; \
 	    exit $${PIPESTATUS[0]}
 
+# The end-to-end tests again with every server's account store in
+# PostgreSQL (POSTINO_TEST_STORE=postgres: a private cluster, a database
+# a server; docs/store.md).  make test runs those whose outcome the store
+# decides; "make e2e-pg PG_E2E=tests/e2e" runs them all (6 minutes more).
+PG_E2E ?= tests/e2e/test_policy.py tests/e2e/test_pop3.py \
+	  tests/e2e/test_auth.py tests/e2e/test_auth_sender.py \
+	  tests/e2e/test_intrusion.py tests/e2e/test_explain.py \
+	  tests/e2e/test_relay_battery.py
+e2e-pg: $(BINS) $(B)/tests/spf_driver
+	@POSTINO_TEST_STORE=postgres POSTINO_BUILD=$(B) /usr/bin/python3 -m \
+	    pytest -q -p no:cacheprovider $(PG_E2E) 2>&1 | \
+	    tee $(B)/e2e-pg.log; exit $${PIPESTATUS[0]}
+
 test: deps
-	@rm -f $(B)/unit.log $(B)/e2e.log
+	@rm -f $(B)/unit.log $(B)/e2e.log $(B)/e2e-pg.log
 	@$(MAKE) --no-print-directory bins $(UNITS)
 	@$(MAKE) --no-print-directory unit || true
 	@$(MAKE) --no-print-directory e2e || true
+	@$(MAKE) --no-print-directory e2e-pg || true
 	@sh tests/total.sh $(B)
 
 run: deps
