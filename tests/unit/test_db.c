@@ -520,6 +520,130 @@ test_domain_del(void)
 	OK(db_domain_del(db, "example.net", err, sizeof(err)));
 }
 
+/* Every listing of a store, one line a row, for comparisons. */
+struct dump {
+	char	text[8192];
+	size_t	len;
+};
+
+static void
+dump_row(void *arg, int ncols, const char *const *cols)
+{
+	struct dump	*d = arg;
+	int		 i;
+
+	for (i = 0; i < ncols && d->len < sizeof(d->text); i++)
+		d->len += (size_t)snprintf(d->text + d->len,
+		    sizeof(d->text) - d->len, "%s%s", cols[i],
+		    i + 1 < ncols ? " " : "\n");
+}
+
+static void
+dump_all(struct db *h, struct dump *d)
+{
+	char	err[256];
+	int	v;
+
+	d->len = 0;
+	d->text[0] = '\0';
+	for (v = DB_VIEW_DOMAINS; v <= DB_VIEW_POPAUTH; v++)
+		CHECK_INT(db_view(h, v, dump_row, d, err, sizeof(err)), 0);
+}
+
+/* The changes db hands to its forward function (shared.c's). */
+static struct {
+	int	n;
+	int	q[8], nparams[8];
+	char	p[8][3][64];
+} fwd;
+
+static void
+record(void *arg, int q, int n, const char *const *p)
+{
+	int	i;
+
+	if (fwd.n == 8)
+		return;
+	fwd.q[fwd.n] = q;
+	fwd.nparams[fwd.n] = n;
+	for (i = 0; i < n && i < 3; i++)
+		snprintf(fwd.p[fwd.n][i], sizeof(fwd.p[0][0]), "%s", p[i]);
+	fwd.n++;
+}
+
+/*
+ * db_copy (the mirror's load and refresh, store migrate) makes one
+ * store hold what the other does, a part of the tables too (send_as is
+ * not lost with a refresh of accounts alone); a change of the store
+ * role's is forwarded as its statement and parameters, and replayed on
+ * another store means the same.
+ */
+static void
+test_copy_and_forward(void)
+{
+	struct db	*to, *other;
+	struct dump	 a, b;
+	char		 p2[300], p3[300], err[256], reason[64];
+	const char	*params[3];
+	long long	 until;
+	int		 i, k;
+
+	snprintf(p2, sizeof(p2), "%s/copy.db", dir);
+	snprintf(p3, sizeof(p3), "%s/other.db", dir);
+	CHECK_INT(db_open(p2, &to, err, sizeof(err)), 0);
+	CHECK_INT(db_open(p3, &other, err, sizeof(err)), 0);
+	CHECK_INT(db_rows(to, err, sizeof(err)), 0);
+	CHECK_INT(db_copy(db, to, DB_TABLES_ALL, err, sizeof(err)), 0);
+	CHECK(db_rows(to, err, sizeof(err)) == db_rows(db, err, sizeof(err)));
+	CHECK(db_rows(to, err, sizeof(err)) > 5);
+	dump_all(db, &a);
+	dump_all(to, &b);
+	CHECK_STR(b.text, a.text);
+	CHECK(strstr(a.text, "bob@example.org sales@example.org\n") != NULL);
+	CHECK_INT(db_copy(db, to, 1u << db_table_index("accounts"), err,
+	    sizeof(err)), 0);
+	dump_all(to, &b);
+	CHECK_STR(b.text, a.text);
+	CHECK_STR(db_table_name(db_table_index("popauth")), "popauth");
+	CHECK_INT(db_table_index("nothing"), -1);
+
+	/* forwarded from to, replayed on other */
+	CHECK_INT(db_copy(db, other, DB_TABLES_ALL, err, sizeof(err)), 0);
+	memset(&fwd, 0, sizeof(fwd));
+	db_set_forward(to, record, NULL);
+	OK(db_block_add(to, "192.0.2.77", 5, "auth-failures", err,
+	    sizeof(err)));
+	OK(db_popauth_grant(to, "bob@example.org", "192.0.2.78", 15, err,
+	    sizeof(err)));
+	CHECK_INT(db_domain_add(to, "example.org", err, sizeof(err)), -1);
+	CHECK_INT(fwd.n, 2);	/* a refused change is not forwarded */
+	for (i = 0; i < fwd.n; i++) {
+		for (k = 0; k < fwd.nparams[i] && k < 3; k++)
+			params[k] = fwd.p[i][k];
+		CHECK_INT(db_replay(other, fwd.q[i], fwd.nparams[i], params,
+		    err, sizeof(err)), 0);
+	}
+	CHECK_INT(db_block_find(other, "192.0.2.77", &until, reason,
+	    sizeof(reason)), 1);
+	CHECK_STR(reason, "auth-failures");
+	dump_all(to, &a);
+	dump_all(other, &b);
+	CHECK_STR(b.text, a.text);
+	CHECK_INT(db_replay(other, -1, 0, NULL, err, sizeof(err)), -1);
+	db_close(&to);
+	db_close(&other);
+	for (i = 0; i < 2; i++) {
+		char	f[320];
+		const char *base = i == 0 ? p2 : p3;
+
+		unlink(base);
+		snprintf(f, sizeof(f), "%s-wal", base);
+		unlink(f);
+		snprintf(f, sizeof(f), "%s-shm", base);
+		unlink(f);
+	}
+}
+
 int
 main(void)
 {
@@ -536,6 +660,7 @@ main(void)
 	RUN(test_resolve_bound);
 	RUN(test_lists);
 	RUN(test_redirect_block_popauth);
+	RUN(test_copy_and_forward);
 	RUN(test_domain_del);
 	teardown();
 	return test_done();
