@@ -1,13 +1,15 @@
 /*
- * db.c - the account store in SQLite (R7.2): schema, recipient
- * resolution, password hashes and the administrator's changes.
+ * db.c - the account store (R7.2): schema, recipient resolution,
+ * password hashes and the administrator's changes, and the SQLite
+ * driver; db_pg.c is the PostgreSQL one (db_int.h).
  *
  * Run by the store role (lookups from its loop thread) and by
  * postino-admin (changes), on the same file: WAL journalling and a busy
- * timeout let them share it.  Every statement is prepared with bound
- * parameters, never pasted together.  Addresses and domains arrive
- * checked by the caller (addr_parse) and are folded to lower case here.
- * Passwords are stored only as crypt(3) hashes (R2.4).
+ * timeout let them share it.  Every statement is written once, in SQL
+ * both engines accept, and run with bound parameters, never pasted
+ * together.  Addresses and domains arrive checked by the caller
+ * (addr_parse) and are folded to lower case here.  Passwords are stored
+ * only as crypt(3) hashes (R2.4).
  */
 #include <crypt.h>
 #include <errno.h>

@@ -113,8 +113,9 @@ int	db_popauth_find(struct db *, const char *ip, char *account,
 	    size_t size, long long *until);
 
 /*
- * A number that changes when another connection (postino-admin) has
- * committed a change: PRAGMA data_version.  -1 on a store error.
+ * A number that changes when another connection (postino-admin, the
+ * mirror's refresh) has committed a change: SQLite's PRAGMA
+ * data_version; always 0 on PostgreSQL.  -1 on a store error.
  */
 long long	db_data_version(struct db *);
 
