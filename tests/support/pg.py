@@ -123,11 +123,13 @@ class PgCluster:
         except OSError:
             return ""
 
-    def _psql(self, db, sql):
-        return subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                               "-h", "127.0.0.1", "-p", str(self.port), "-U",
-                               "postgres", "-d", db, "-c", sql],
-                              capture_output=True, text=True, timeout=60)
+    def _psql(self, db, sql, quiet=True, stdin=None):
+        """psql on database db: sql, or the script on stdin when sql is None."""
+        return subprocess.run(["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                               "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                               "-d", db] + (["-q"] if quiet else []) +
+                              (["-c", sql] if sql is not None else ["-f", "-"]),
+                              input=stdin, capture_output=True, text=True, timeout=60)
 
     def sql(self, db, sql):
         """Rows of sql on database db, each a list of text columns."""
@@ -138,9 +140,7 @@ class PgCluster:
 
     def sql_status(self, db, sql):
         """(rows, rowcount) of sql; rowcount is None for a SELECT."""
-        r = subprocess.run(["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                            "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                            "-d", db, "-c", sql], capture_output=True, text=True, timeout=60)
+        r = self._psql(db, sql, quiet=False)
         if r.returncode != 0:
             raise RuntimeError("psql %s: %s" % (sql, r.stderr))
         lines = [line for line in r.stdout.splitlines() if line]
@@ -152,10 +152,7 @@ class PgCluster:
     def sql_many(self, db, queries):
         """The rows of each query, in one psql run: a list of lists."""
         script = "".join("SELECT '#%d';\n%s;\n" % (i, q) for i, q in enumerate(queries))
-        r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                            "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                            "-d", db, "-f", "-"], input=script, capture_output=True, text=True,
-                           timeout=60)
+        r = self._psql(db, None, stdin=script)
         if r.returncode != 0:
             raise RuntimeError("psql: %s" % r.stderr)
         out = []

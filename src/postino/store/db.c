@@ -1290,24 +1290,33 @@ db_block_del(struct db *db, const char *ip, char *err, size_t errlen)
 	return r == 0 ? 0 : -1;
 }
 
-int
-db_block_find(struct db *db, const char *ip, long long *until, char *reason,
-    size_t size)
+/* The live row of ip in q (a block, a grant): 1 with c on it, 0, -1. */
+static int
+live_row(struct db *db, enum q q, const char *ip, struct db_cur *c)
 {
-	struct db_cur	c;
 	char		i[64], now[32];
 	enum dbr	r;
 
 	if (ipmatch_canon(ip, i, sizeof(i)) == -1)
 		return 0;
 	now_str(now, sizeof(now), 0);
-	r = run(db, Q_BLOCK_GET, &c, 2, i, now);
-	if (r == DBR_ROW) {
+	r = run(db, q, c, 2, i, now);
+	return r == DBR_ROW ? 1 : r == DBR_DONE ? 0 : -1;
+}
+
+int
+db_block_find(struct db *db, const char *ip, long long *until, char *reason,
+    size_t size)
+{
+	struct db_cur	c;
+	int		r;
+
+	if ((r = live_row(db, Q_BLOCK_GET, ip, &c)) == 1) {
 		*until = col_int(&c, 0);
 		copy_col(&c, 1, reason, size);
 		done(&c);
 	}
-	return r == DBR_ROW ? 1 : r == DBR_DONE ? 0 : -1;
+	return r;
 }
 
 int
@@ -1334,19 +1343,14 @@ db_popauth_find(struct db *db, const char *ip, char *account, size_t size,
     long long *until)
 {
 	struct db_cur	c;
-	char		i[64], now[32];
-	enum dbr	r;
+	int		r;
 
-	if (ipmatch_canon(ip, i, sizeof(i)) == -1)
-		return 0;
-	now_str(now, sizeof(now), 0);
-	r = run(db, Q_POPAUTH_GET, &c, 2, i, now);
-	if (r == DBR_ROW) {
+	if ((r = live_row(db, Q_POPAUTH_GET, ip, &c)) == 1) {
 		copy_col(&c, 0, account, size);
 		*until = col_int(&c, 1);
 		done(&c);
 	}
-	return r == DBR_ROW ? 1 : r == DBR_DONE ? 0 : -1;
+	return r;
 }
 
 /* SQLite's count of commits by other connections; 0 for a server. */
