@@ -6,7 +6,9 @@ other's changes - an account added through one logs in on the other, a
 POP-before-SMTP login on one authorizes relay on the other, a block
 made on one holds on the other and is lifted everywhere by one
 `postino-admin block del` - each within the lag docs/store.md states,
-waited for by a bounded poll that also measures it.  `postino-admin
+waited for by a bounded poll that also measures it.  PostgreSQL down or
+hung stalls no SMTP or POP3 command: each server answers from its
+mirror and passes its own changes on when the server is back.  `postino-admin
 store migrate` copies every table of a SQLite store in one transaction
 and refuses a target that holds rows unless --replace.  The
 configuration refuses driver = postgres without a dsn, or a dsn libpq
@@ -18,6 +20,7 @@ POSTINO_TEST_STORE=postgres (conftest.py).
 """
 import base64
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -25,8 +28,8 @@ import time
 
 import pytest
 
-from conftest import (DEMO, DEMO_PASSWORD, DOMAIN, POSTINO, SENDER, SMTPConn, extra_ports,
-                      new_pg_database, session_pg, unverified_context)
+from conftest import (DEMO, DEMO_PASSWORD, DOMAIN, POSTINO, SENDER, SMTPConn, children,
+                      extra_ports, new_pg_database, session_pg, unverified_context)
 from pg import PgCluster
 
 # the bound docs/store.md states for a change made anywhere to be seen
@@ -210,6 +213,36 @@ def test_postgres_away_and_back(make_server):
         # both listen again
         a.admin("account", "disable", DEMO)
         wait_for("disable on b after the outage", lambda: auth(b, ip), 535)
+
+
+def test_hung_postgres_never_stalls_the_loop(make_server):
+    """PostgreSQL stopped dead (SIGSTOP, connections open): a POP3 login
+    still grants at once and every SMTP command is answered while the
+    worker waits on the replay; when it runs again the grant reaches
+    the other server."""
+    with PgCluster() as own:
+        dsn = own.create_db("hung")
+        a, b = pair(make_server, dsn=dsn)
+        a.add_account(DEMO)
+        ip = "127.0.0.75"
+        wait_for("account on b", lambda: rcpt(b, ip, SENDER, DEMO), "250 2.1.5 Ok")
+        server = [own.proc.pid] + children(own.proc.pid)
+        for pid in server:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            pop3_login(a, ip)
+            assert a.log_has("popauth event=grant address=[%s]" % ip)
+            for _ in range(5):
+                t0 = time.monotonic()
+                assert rcpt(a, ip, DEMO, "friend@far.example") == "250 2.1.5 Ok"
+                assert auth(a, ip) == 235
+                assert time.monotonic() - t0 < 1.0
+            assert rcpt(b, ip, SENDER, "friend@far.example") == RELAY_DENIED
+        finally:
+            for pid in server:
+                os.kill(pid, signal.SIGCONT)
+        wait_for("grant after the stop", lambda: rcpt(b, ip, DEMO, "friend@far.example"),
+                 "250 2.1.5 Ok", timeout=10)
 
 
 # --------------------------------------------------------------------
