@@ -551,7 +551,7 @@ def test_store_error_is_deferred_not_counted(make_server):
     p.write_config()
     p.start()
     ip = "127.0.0.140"
-    con = sqlite3.connect(os.path.join(p.data_dir, "postino.db"), timeout=10)
+    con = sqlite3.connect(p.store_file, timeout=10)    # the file the daemon reads
     try:
         con.execute("ALTER TABLE blocks RENAME TO blocks_gone")
         con.commit()

@@ -187,16 +187,22 @@ def test_block_on_a_holds_on_b(pg, make_server):
     wait_for("unblock on b", lambda: greeting(b, ip).startswith("220 "), True)
 
 
+def own_pair(make_server, own, ip):
+    """pair() on a cluster of the test's own (which it stops), with
+    demo@example.test added through a and seen by b."""
+    a, b = pair(make_server, dsn=own.create_db("own"))
+    a.add_account(DEMO)
+    wait_for("account on b", lambda: rcpt(b, ip, SENDER, DEMO), "250 2.1.5 Ok")
+    return a, b
+
+
 def test_postgres_away_and_back(make_server):
     """While PostgreSQL is down each server answers from its mirror and
     keeps its own changes; once it is back they reach the others, and
     the servers listen again."""
+    ip = "127.0.0.73"
     with PgCluster() as own:
-        dsn = own.create_db("outage")
-        a, b = pair(make_server, dsn=dsn)
-        a.add_account(DEMO)
-        ip = "127.0.0.73"
-        wait_for("account on b", lambda: rcpt(b, ip, SENDER, DEMO), "250 2.1.5 Ok")
+        a, b = own_pair(make_server, own, ip)
         own.pause()
         assert rcpt(b, ip, SENDER, DEMO) == "250 2.1.5 Ok"     # the mirror answers
         assert auth(b, ip) == 235
@@ -220,12 +226,9 @@ def test_hung_postgres_never_stalls_the_loop(make_server):
     still grants at once and every SMTP command is answered while the
     worker waits on the replay; when it runs again the grant reaches
     the other server."""
+    ip = "127.0.0.75"
     with PgCluster() as own:
-        dsn = own.create_db("hung")
-        a, b = pair(make_server, dsn=dsn)
-        a.add_account(DEMO)
-        ip = "127.0.0.75"
-        wait_for("account on b", lambda: rcpt(b, ip, SENDER, DEMO), "250 2.1.5 Ok")
+        a, b = own_pair(make_server, own, ip)
         server = [own.proc.pid] + children(own.proc.pid)
         for pid in server:
             os.kill(pid, signal.SIGSTOP)
