@@ -23,8 +23,10 @@
 
 #include "compat.h"
 #include "conf.h"
+#include "ipc.h"
 #include "log.h"
 #include "parent.h"
+#include "proto.h"
 #include "role.h"
 #include "xalloc.h"
 
@@ -33,6 +35,28 @@ usage(void)
 {
 	fprintf(stderr, "usage: postino -c FILE [check-config]\n");
 	exit(2);
+}
+
+void
+role_reload(struct ipc *c, struct ipc_msg *m,
+    bool (*apply)(int, const char *, uint64_t))
+{
+	struct ipc_out	 o;
+	const char	*path;
+	uint64_t	 gen;
+	bool		 ok;
+
+	gen = ipc_get_u64(m);
+	path = ipc_get_str(m);
+	if (m->fd == -1 || path == NULL)
+		fatalx("reload without a configuration from the parent");
+	ok = apply(m->fd, path, gen);
+	ipc_end(m);
+	close(m->fd);
+	ipc_out_init(&o);
+	ipc_put_u64(&o, gen);
+	ipc_put_u32(&o, ok);
+	ipc_send(c, IMSG_PARENT_RELOADED, 0, -1, &o);
 }
 
 void

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf.h"
 
@@ -35,6 +36,16 @@ struct role_listen {
 void	role_drop(const char *role, const char *user, const char *dir);
 
 /* metrics_fd: the [metrics] listen socket, or -1 */
+/*
+ * IMSG_PARENT_RELOAD on a role's channel c to the parent: apply(fd,
+ * path, generation) the new text, then answer IMSG_PARENT_RELOADED with
+ * whether all of it could be applied.
+ */
+struct ipc;
+struct ipc_msg;
+void	role_reload(struct ipc *c, struct ipc_msg *m,
+	    bool (*apply)(int fd, const char *path, uint64_t gen));
+
 void	net_main(struct conf *, struct role_listen *, size_t nlisten,
 	    int metrics_fd) __attribute__((noreturn));
 void	store_main(struct conf *) __attribute__((noreturn));

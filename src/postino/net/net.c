@@ -638,11 +638,7 @@ reload(int fd, const char *path, uint64_t gen)
 static void
 parent_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 {
-	struct ipc_out	 o;
-	const char	*path;
-	uint64_t	 gen;
-	uint32_t	 idx;
-	bool		 ok;
+	uint32_t	idx;
 
 	if (m == NULL) {
 		log_info("net event=exit reason=\"parent has gone\"");
@@ -664,17 +660,7 @@ parent_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 		lst.tls[lst.ntls++] = m->fd;
 		break;
 	case IMSG_PARENT_RELOAD:
-		gen = ipc_get_u64(m);
-		path = ipc_get_str(m);
-		if (m->fd == -1 || path == NULL)
-			fatalx("net: reload without a configuration");
-		ok = reload(m->fd, path, gen);
-		ipc_end(m);
-		close(m->fd);
-		ipc_out_init(&o);
-		ipc_put_u64(&o, gen);
-		ipc_put_u32(&o, ok);
-		ipc_send(c, IMSG_PARENT_RELOADED, 0, -1, &o);
+		role_reload(c, m, reload);
 		break;
 	default:
 		fatalx("net: unexpected message %u from the parent", m->type);

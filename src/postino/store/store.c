@@ -589,28 +589,13 @@ reload_answered(struct ipc_msg *m)
 static void
 parent_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 {
-	struct ipc_out	 o;
-	const char	*path;
-	uint64_t	 gen;
-	bool		 ok;
-
 	if (m == NULL) {
 		log_info("store event=exit reason=\"parent has gone\"");
 		exit(0);
 	}
 	switch (m->type) {
 	case IMSG_PARENT_RELOAD:
-		gen = ipc_get_u64(m);
-		path = ipc_get_str(m);
-		if (m->fd == -1 || path == NULL)
-			fatalx("store: reload without a configuration");
-		ok = reload(m->fd, path, gen);
-		ipc_end(m);
-		close(m->fd);
-		ipc_out_init(&o);
-		ipc_put_u64(&o, gen);
-		ipc_put_u32(&o, ok);
-		ipc_send(c, IMSG_PARENT_RELOADED, 0, -1, &o);
+		role_reload(c, m, reload);
 		break;
 	case IMSG_PARENT_RELOAD_DONE:
 		reload_answered(m);
