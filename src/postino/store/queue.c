@@ -57,7 +57,6 @@ struct commit_job {
 struct queue {
 	struct event_base	*base;
 	struct pool		*pool;
-	const struct conf	*conf;
 	struct spool		*spools[SPOOL_BUCKETS];
 	queue_added_cb		 added;
 	void			*added_arg;
@@ -394,7 +393,6 @@ queue_open(struct event_base *base, struct pool *pool,
 
 	q->base = base;
 	q->pool = pool;
-	q->conf = conf;
 	if (fsio_mkdirs(DIR_INCOMING, 0700) == -1 ||
 	    fsio_mkdirs(DIR_QUEUE, 0700) == -1 ||
 	    fsio_mkdirs(MAILDIR_ROOT, 0700) == -1)
