@@ -45,6 +45,7 @@
 #include "fsio.h"
 #include "ipc.h"
 #include "log.h"
+#include "net.h"
 #include "parent.h"
 #include "proto.h"
 #include "role.h"
@@ -193,15 +194,6 @@ bind_one(const char *path, const struct conf_listener *l, size_t i,
 	return fd;
 }
 
-static int
-net_port(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)(const void *)sa)
-		    ->sin6_port);
-	return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
-}
-
 static bool
 same_addr(const struct sock *k, const struct conf_listener *l, size_t i)
 {
@@ -218,13 +210,13 @@ static void
 own_port(const struct conf *conf, const struct conf_listener *l, size_t j,
     const struct sock *old, size_t nold, char *err, size_t errlen)
 {
-	int	port = net_port((const void *)&l->addrs[j]);
+	int	port = net_sockaddr_port((const void *)&l->addrs[j]);
 	size_t	o;
 
 	for (o = 0; o < nold; o++)
 		if (old[o].ss.ss_family ==
 		    l->addrs[j].ss_family &&
-		    net_port((const void *)&old[o].ss) == port)
+		    net_sockaddr_port((const void *)&old[o].ss) == port)
 			break;
 	if (o == nold)
 		return;

@@ -584,7 +584,8 @@ reload_tls(const struct conf *nc)
 	/* A TLS session already made keeps its own reference. */
 	SSL_CTX_free(net.ssl_ctx);
 	net.ssl_ctx = ctx;
-	log_info("net event=tls-reloaded cert=%s", nc->tls.cert);
+	log_info("net event=tls-reloaded cert=%s", log_value(nc->tls.cert,
+	    err, sizeof(err)));
 	return true;
 }
 
