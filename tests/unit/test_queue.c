@@ -1,6 +1,7 @@
 /*
  * test_queue.c - the commit into spool/queue, alone and in a group
- * (group commit: commits that come together share directory fsyncs).
+ * (group commit: commits that come together share directory fsyncs),
+ * and delivery at commit: local targets linked into their new/.
  *
  * Runs in a temporary directory on the disk /tmp is on: the sharing
  * only happens when an fsync takes time.
@@ -17,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf.h"
+#include "dirsync.h"
 #include "envelope.h"
 #include "fsio.h"
 #include "pool.h"
@@ -27,7 +30,9 @@
 
 static struct event_base	*base;
 static struct queue		*q;
-static unsigned int		 ncb, nok, nadded;
+static unsigned int		 ncb, nok, nadded, ndelivered;
+
+#define DEMO_NEW	"mail/example.test/demo/new"
 
 static void
 committed(void *arg, enum commit_status status)
@@ -43,11 +48,27 @@ added(void *arg, const char *qid)
 	nadded++;
 }
 
+static void
+delivered(void *arg, const struct envelope *env)
+{
+	ndelivered += (unsigned int)env->ntargets;
+}
+
+static void
+add_target(struct envelope *env, const char *local_part)
+{
+	struct env_target	*t = envelope_add_target(env);
+
+	t->local = true;
+	strcpy(t->domain, "example.test");
+	strcpy(t->local_part, local_part);
+	snprintf(t->rcpt, sizeof(t->rcpt), "%s@example.test", local_part);
+}
+
 /* Open a spool file, write msglen octets into it; the envelope's qid. */
 static void
 spool(struct envelope *env, size_t msglen)
 {
-	struct env_target	*t;
 	char			 msg[2048];
 	int			 fd;
 
@@ -59,11 +80,7 @@ spool(struct envelope *env, size_t msglen)
 	env->msglen = msglen;
 	env->time = time(NULL);
 	strcpy(env->from, "sender@example.org");
-	t = envelope_add_target(env);
-	t->local = true;
-	strcpy(t->domain, "example.test");
-	strcpy(t->local_part, "demo");
-	strcpy(t->rcpt, "demo@example.test");
+	add_target(env, "demo");
 }
 
 /* Run the loop until n callbacks in all (at most 30 s). */
@@ -215,6 +232,177 @@ test_refused(void)
 	CHECK_INT(nok, 0);
 }
 
+/* The file delivered for target index of a message: its size and
+ * inode, or -1 when it is not in new/. */
+static off_t
+delivered_file(const char *box, const struct envelope *env, size_t index,
+    ino_t *ino_r, nlink_t *nlink_r)
+{
+	char		path[512];
+	struct stat	sb;
+
+	snprintf(path, sizeof(path), "mail/example.test/%s/new/%lld.Q%sR%zu."
+	    "mx.example.test,S=%llu", box, (long long)env->time, env->qid,
+	    index, (unsigned long long)env->msglen);
+	if (stat(path, &sb) == -1)
+		return -1;
+	if (ino_r != NULL)
+		*ino_r = sb.st_ino;
+	if (nlink_r != NULL)
+		*nlink_r = sb.st_nlink;
+	return sb.st_size;
+}
+
+/*
+ * Delivered at commit: one local target gets the very file (one link,
+ * no copy), nothing is queued, and the incoming name is gone.
+ */
+static void
+test_direct(void)
+{
+	struct envelope	env, kept;
+	unsigned int	queued = count_files("spool/queue");
+	nlink_t		nlink;
+
+	queue_set_delivered(q, "mx.example.test", delivered, NULL);
+	ncb = nok = nadded = ndelivered = 0;
+	spool(&env, 1000);
+	kept = env;
+	queue_spool_commit(q, &env, committed, NULL);
+	wait_callbacks(1);
+	CHECK_INT(nok, 1);
+	CHECK_INT(ndelivered, 1);
+	CHECK_INT(nadded, 0);
+	CHECK_INT(delivered_file("demo", &kept, 0, NULL, &nlink), 1000);
+	CHECK_INT(nlink, 1);
+	CHECK_INT(count_files(DEMO_NEW), 1);
+	CHECK_INT(count_files("mail/example.test/demo/tmp"), 0);
+	CHECK_INT(count_files("spool/queue"), queued);
+	CHECK_INT(count_files("spool/incoming"), 0);
+}
+
+/* Two local targets: one file, linked into both boxes (the second box
+ * made on first use). */
+static void
+test_direct_two(void)
+{
+	struct envelope	env, kept;
+	ino_t		ino1, ino2;
+	nlink_t		nlink;
+
+	ncb = nok = nadded = ndelivered = 0;
+	spool(&env, 300);
+	add_target(&env, "other");
+	kept = env;
+	queue_spool_commit(q, &env, committed, NULL);
+	wait_callbacks(1);
+	CHECK_INT(nok, 1);
+	CHECK_INT(ndelivered, 2);
+	CHECK_INT(nadded, 0);
+	CHECK_INT(delivered_file("demo", &kept, 0, &ino1, &nlink), 300);
+	CHECK_INT(nlink, 2);
+	CHECK_INT(delivered_file("other", &kept, 1, &ino2, NULL), 300);
+	CHECK(ino1 == ino2);
+	CHECK_INT(count_files("spool/incoming"), 0);
+}
+
+/*
+ * A target that cannot be linked (an unusable mailbox name): the link
+ * already made for the first target is taken back and the message is
+ * queued whole, for delivery to say what fails.
+ */
+static void
+test_direct_fallback(void)
+{
+	struct envelope	env, kept;
+	unsigned int	before = count_files(DEMO_NEW);
+
+	ncb = nok = nadded = ndelivered = 0;
+	spool(&env, 400);
+	add_target(&env, ".hidden");
+	kept = env;
+	queue_spool_commit(q, &env, committed, NULL);
+	wait_callbacks(1);
+	CHECK_INT(nok, 1);
+	CHECK_INT(nadded, 1);
+	CHECK_INT(ndelivered, 0);
+	CHECK_INT(delivered_file("demo", &kept, 0, NULL, NULL), -1);
+	CHECK_INT(count_files(DEMO_NEW), before);
+	CHECK_INT(count_files("spool/incoming"), 0);
+	{
+		struct envelope	back;
+		char		path[64];
+		int		fd;
+
+		snprintf(path, sizeof(path), "spool/queue/%s", kept.qid);
+		CHECK((fd = open(path, O_RDONLY)) != -1);
+		memset(&back, 0, sizeof(back));
+		CHECK_INT(queue_envelope_read(fd, &back, kept.qid), 0);
+		CHECK_INT(back.msglen, 400);
+		CHECK_INT(back.ntargets, 2);
+		envelope_clear(&back);
+		close(fd);
+	}
+}
+
+/* GROUP deliveries at commit into one box share fsyncs of its new/. */
+static void
+test_direct_group(void)
+{
+	struct envelope	env;
+	uint64_t	s0, syncs = GROUP;
+	unsigned int	before;
+	int		i, round;
+
+	for (round = 0; round < 10 && syncs == GROUP; round++) {
+		before = count_files(DEMO_NEW);
+		s0 = dirsync_count(queue_dirsync(q), DEMO_NEW);
+		ncb = nok = nadded = ndelivered = 0;
+		for (i = 0; i < GROUP; i++) {
+			spool(&env, 100 + i);
+			queue_spool_commit(q, &env, committed, NULL);
+		}
+		wait_callbacks(GROUP);
+		CHECK_INT(nok, GROUP);
+		CHECK_INT(ndelivered, GROUP);
+		CHECK_INT(nadded, 0);
+		CHECK_INT(count_files(DEMO_NEW), before + GROUP);
+		syncs = dirsync_count(queue_dirsync(q), DEMO_NEW) - s0;
+		printf("  %d deliveries at commit, %llu fsyncs of new/\n",
+		    GROUP, (unsigned long long)syncs);
+	}
+	CHECK(syncs < GROUP);
+	CHECK_INT(count_files("spool/incoming"), 0);
+}
+
+/* With [delivery] lmtp the local targets are the LMTP server's: the
+ * message is queued. */
+static void
+test_direct_lmtp(void)
+{
+	static const char text[] = "[listener mx]\nlisten = 127.0.0.1:2525\nprofile = mx\n"
+	    "[delivery]\nlmtp = unix:/run/lmtp\n";
+	struct conf	*c = NULL;
+	struct envelope	env;
+	char		err[256];
+
+	if (conf_parse("t.conf", text, sizeof(text) - 1, &c, err,
+	    sizeof(err)) == -1) {
+		printf("  %s\n", err);
+		CHECK(0);
+		return;
+	}
+	queue_reconf(q, c);
+	ncb = nok = nadded = ndelivered = 0;
+	spool(&env, 100);
+	queue_spool_commit(q, &env, committed, NULL);
+	wait_callbacks(1);
+	CHECK_INT(nok, 1);
+	CHECK_INT(nadded, 1);
+	CHECK_INT(ndelivered, 0);
+	conf_free(&c);
+}
+
 int
 main(void)
 {
@@ -231,6 +419,11 @@ main(void)
 	RUN(test_lone);
 	RUN(test_group);
 	RUN(test_refused);
+	RUN(test_direct);
+	RUN(test_direct_two);
+	RUN(test_direct_fallback);
+	RUN(test_direct_group);
+	RUN(test_direct_lmtp);
 	if (chdir("/") == 0) {
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 		if (system(cmd) != 0)

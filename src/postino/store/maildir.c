@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -127,4 +128,51 @@ out_unlink:
 	unlink(tmp);
 	errno = saved;
 	return -1;
+}
+
+int
+maildir_name(char *buf, size_t size, time_t t, const char *qid, size_t index,
+    const char *host, uint64_t len)
+{
+	if ((size_t)snprintf(buf, size, "%lld.Q%sR%zu.%s,S=%" PRIu64,
+	    (long long)t, qid, index, host, len) >= size) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+void
+maildir_host(char *dst, size_t size, const char *hostname)
+{
+	char	*p;
+
+	strlcpy(dst, hostname, size);
+	for (p = dst; *p != '\0'; p++)
+		if (*p == '/' || *p == ':' || *p == ',')
+			*p = '_';
+}
+
+int
+maildir_link(const char *root, const char *domain, const char *local_part,
+    const char *name, const char *src, char *dst, size_t dstsize,
+    char *syncdir, size_t size)
+{
+	char	box[PATH_MAX];
+	int	r;
+
+	if ((r = maildir_box_path(box, sizeof(box), root, domain, local_part,
+	    NULL)) != 0)
+		return r;
+	if ((size_t)snprintf(dst, dstsize, "%s/new/%s", box, name) >=
+	    dstsize || (size_t)snprintf(syncdir, size, "%s/new", box) >=
+	    size) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (link(src, dst) == 0)
+		return 0;
+	if (errno != ENOENT || maildir_make(box) == -1)
+		return -1;
+	return link(src, dst);
 }

@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,15 @@ struct commit_job {
 	bool		 waits;		/* for a shared fsync of spool/queue */
 	queue_commit_cb	 cb;
 	void		*arg;
+
+	/* delivery at commit (docs/queue.md) */
+	bool		 direct;	/* tried; false again if queued */
+	bool		 unlinked;	/* the incoming name is gone */
+	struct envelope	 denv;		/* its targets */
+	char		**links;	/* [ntargets]: made in new/ */
+	char		**dirs;		/* [ntargets]: new/ still to sync */
+	unsigned int	 pending;	/* shared fsyncs not yet returned */
+	int		 sync_error;
 };
 
 struct queue {
@@ -60,6 +70,10 @@ struct queue {
 	struct spool		*spools[SPOOL_BUCKETS];
 	queue_added_cb		 added;
 	void			*added_arg;
+	queue_delivered_cb	 delivered;
+	void			*delivered_arg;
+	bool			 direct;	/* no [delivery] lmtp */
+	char			 host[256];	/* for Maildir names */
 	struct dirsync		*dirsync;
 	uint64_t		 ncommits;
 };
@@ -205,6 +219,110 @@ commit_failed(struct commit_job *j, int error)
 	    strerror(error));
 }
 
+static void	commit_finish(struct commit_job *);
+
+/* Remove the links made in new/: the message was not acknowledged. */
+static void
+direct_undo(struct commit_job *j)
+{
+	size_t	i;
+
+	for (i = 0; i < j->denv.ntargets; i++) {
+		if (j->links[i] != NULL)
+			unlink(j->links[i]);
+		free(j->links[i]);
+		j->links[i] = NULL;
+	}
+}
+
+/* Every new/ of the message synced, or one failed: the outcome. */
+static void
+direct_settle(struct commit_job *j)
+{
+	if (j->sync_error != 0) {
+		direct_undo(j);
+		commit_failed(j, j->sync_error);
+	} else
+		j->status = COMMIT_OK;
+}
+
+/* On the loop: a shared fsync of one of the message's new/ returned. */
+static void
+direct_synced(void *arg, int error)
+{
+	struct commit_job	*j = arg;
+
+	if (error != 0 && j->sync_error == 0)
+		j->sync_error = error;
+	if (--j->pending > 0)
+		return;
+	direct_settle(j);
+	commit_finish(j);
+}
+
+/*
+ * Delivery at commit, on a worker: fdatasync the incoming file and
+ * link it into the new/ of every target, then sync those new/ (now,
+ * or shared: commit_done).  0 when done or failed (j->status says);
+ * -1 when a link could not be made (links undone): queue it instead.
+ */
+static int
+direct_work(struct commit_job *j)
+{
+	struct envelope	*e = &j->denv;
+	char		 src[64], name[512], dst[PATH_MAX], dir[PATH_MAX];
+	const char	*last = NULL;
+	size_t		 i;
+	int		 r;
+
+	if (fdatasync(j->sp->fd) == -1) {
+		commit_failed(j, errno);
+		return 0;
+	}
+	snprintf(src, sizeof(src), DIR_INCOMING "/%s", j->sp->qid);
+	j->links = xcalloc(e->ntargets, sizeof(*j->links));
+	j->dirs = xcalloc(e->ntargets, sizeof(*j->dirs));
+	for (i = 0; i < e->ntargets; i++) {
+		struct env_target *t = &e->targets[i];
+
+		if ((r = maildir_name(name, sizeof(name), e->time, e->qid, i,
+		    j->q->host, j->msglen)) == 0)
+			r = maildir_link(MAILDIR_ROOT, t->domain,
+			    t->local_part, name, src, dst, sizeof(dst), dir,
+			    sizeof(dir));
+		if (r != 0) {
+			log_info("queue qid=%s event=queued-for-delivery "
+			    "mailbox=%s/%s reason=\"%s\"", j->sp->qid,
+			    t->domain, t->local_part, r == -2 ?
+			    "unusable mailbox name" : strerror(errno));
+			direct_undo(j);
+			return -1;
+		}
+		j->links[i] = xstrdup(dst);
+		/* targets are sorted: a box's new/ is synced once */
+		if (last == NULL || strcmp(dir, last) != 0)
+			last = j->dirs[i] = xstrdup(dir);
+	}
+	/* every new/ holds it: the incoming name has done its work */
+	unlink(src);
+	j->unlinked = true;
+	for (i = 0; i < e->ntargets; i++) {
+		if (j->dirs[i] == NULL)
+			continue;
+		if ((r = dirsync_try(j->q->dirsync, j->dirs[i])) == 1) {
+			j->pending++;
+			continue;
+		}
+		if (r == -1 && j->sync_error == 0)
+			j->sync_error = errno;
+		free(j->dirs[i]);
+		j->dirs[i] = NULL;
+	}
+	if (j->pending == 0)
+		direct_settle(j);
+	return 0;
+}
+
 static void
 commit_work(void *arg)
 {
@@ -220,6 +338,13 @@ commit_work(void *arg)
 		    "file=%lld said=%" PRIu64, j->sp->qid,
 		    (long long)st.st_size, j->msglen);
 		return;
+	}
+	if (j->direct) {
+		if (direct_work(j) == 0)
+			return;
+		/* queued instead: delivery will tell why, or do it */
+		j->direct = false;
+		j->env = envelope_format(&j->denv, &j->envlen);
 	}
 	envelope_trailer(trailer, j->msglen, j->envlen);
 	/* fdatasync: the size and blocks are synced, the times need not */
@@ -250,12 +375,15 @@ commit_finish(struct commit_job *j)
 {
 	struct queue	*q = j->q;
 	char		 path[64];
+	size_t		 i;
 
 	if (j->status == COMMIT_OK) {
 		q->ncommits++;
-		if (q->added != NULL)
+		if (j->direct)
+			q->delivered(q->delivered_arg, &j->denv);
+		else if (q->added != NULL)
 			q->added(q->added_arg, j->sp->qid);
-	} else {
+	} else if (!j->unlinked) {
 		/* never acknowledged: not in spool/queue after a restart */
 		snprintf(path, sizeof(path), "%s/%s", j->renamed ?
 		    DIR_QUEUE : DIR_INCOMING, j->sp->qid);
@@ -263,6 +391,14 @@ commit_finish(struct commit_job *j)
 	}
 	spool_remove(q, j->sp);
 	j->cb(j->arg, j->status);
+	if (j->links != NULL)
+		for (i = 0; i < j->denv.ntargets; i++) {
+			free(j->links[i]);
+			free(j->dirs[i]);
+		}
+	free(j->links);
+	free(j->dirs);
+	envelope_clear(&j->denv);
 	free(j->env);
 	free(j);
 }
@@ -286,12 +422,34 @@ commit_done(void *arg)
 	struct commit_job	*j = arg;
 	struct queue		*q = j->q;
 
-	if (j->waits)
+	size_t			 i;
+
+	if (j->direct && j->pending > 0) {
+		/* the callbacks come later, from the loop */
+		for (i = 0; i < j->denv.ntargets; i++)
+			if (j->dirs[i] != NULL)
+				dirsync_wait(q->dirsync, j->dirs[i],
+				    direct_synced, j);
+	} else if (j->waits)
 		dirsync_wait(q->dirsync, DIR_QUEUE, commit_synced, j);
 	else {
 		commit_finish(j);
 		dirsync_kick(q->dirsync);
 	}
+}
+
+/* Delivered at commit: every target is a local Maildir (docs/queue.md). */
+static bool
+direct_eligible(const struct queue *q, const struct envelope *env)
+{
+	size_t	i;
+
+	if (q->delivered == NULL || !q->direct || env->ntargets == 0)
+		return false;
+	for (i = 0; i < env->ntargets; i++)
+		if (!env->targets[i].local)
+			return false;
+	return true;
 }
 
 void
@@ -312,10 +470,16 @@ queue_spool_commit(struct queue *q, struct envelope *env, queue_commit_cb cb,
 	j->q = q;
 	j->sp = sp;
 	j->msglen = env->msglen;
-	j->env = envelope_format(env, &j->envlen);
 	j->cb = cb;
 	j->arg = arg;
 	j->status = COMMIT_TEMPFAIL;
+	if (direct_eligible(q, env)) {
+		j->direct = true;
+		j->denv = *env;		/* the targets are the job's now */
+		env->targets = NULL;
+		env->ntargets = 0;
+	} else
+		j->env = envelope_format(env, &j->envlen);
 	envelope_clear(env);
 	pool_run(q->pool, commit_work, commit_done, j);
 }
@@ -398,6 +562,9 @@ queue_open(struct event_base *base, struct pool *pool,
 	    fsio_mkdirs(MAILDIR_ROOT, 0700) == -1)
 		fatal("cannot make the spool directories");
 	q->dirsync = dirsync_new(pool);
+	q->direct = true;
+	if (conf != NULL)
+		queue_reconf(q, conf);
 	srandom((unsigned int)(time(NULL) ^ getpid()));
 	recover(q);
 	return q;
@@ -408,4 +575,19 @@ queue_set_added(struct queue *q, queue_added_cb cb, void *arg)
 {
 	q->added = cb;
 	q->added_arg = arg;
+}
+
+void
+queue_set_delivered(struct queue *q, const char *host, queue_delivered_cb cb,
+    void *arg)
+{
+	strlcpy(q->host, host, sizeof(q->host));
+	q->delivered = cb;
+	q->delivered_arg = arg;
+}
+
+void
+queue_reconf(struct queue *q, const struct conf *conf)
+{
+	q->direct = conf->delivery.lmtp[0] == '\0';
 }

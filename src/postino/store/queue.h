@@ -22,6 +22,7 @@ struct dirsync;
 
 typedef void (*queue_commit_cb)(void *arg, enum commit_status);
 typedef void (*queue_added_cb)(void *arg, const char *qid);
+typedef void (*queue_delivered_cb)(void *arg, const struct envelope *env);
 
 /* Make the spool directories and discard spool/incoming (never
  * acknowledged); scheduler.c takes spool/queue. */
@@ -47,7 +48,8 @@ int	queue_spool_dup(struct queue *, const char *qid);
 void	queue_spool_abort(struct queue *, const char *qid);
 
 /*
- * Commit: check the file holds msglen octets, append the envelope,
+ * Commit: check the file holds msglen octets, then either deliver it
+ * at once (queue_set_delivered) or append the envelope,
  * fdatasync, rename into spool/queue, in a worker; then an fsync of
  * the directory, shared by the commits that arrive together (group
  * commit); then cb(arg, status) on the loop and the message is
@@ -69,6 +71,20 @@ struct dirsync	*queue_dirsync(const struct queue *);
 
 /* Called with the queue id of every message committed from now on. */
 void	queue_set_added(struct queue *, queue_added_cb cb, void *arg);
+
+/*
+ * Delivery at commit (docs/queue.md): once set (cb not NULL), a message
+ * all of whose targets are local Maildirs (and no [delivery] lmtp) is
+ * not queued but linked into each target's new/, under the Maildir
+ * name made with host (maildir_host()), before the 250; cb(arg, env)
+ * then runs on the loop instead of queue_added_cb, the delivery
+ * durable.  A link that cannot be made queues the message as usual.
+ */
+void	queue_set_delivered(struct queue *, const char *host,
+	    queue_delivered_cb cb, void *arg);
+
+/* Take a reloaded configuration ([delivery] lmtp). */
+void	queue_reconf(struct queue *, const struct conf *);
 
 /*
  * Read the envelope of a committed message from its spool file (any

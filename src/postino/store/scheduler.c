@@ -382,8 +382,11 @@ deliver_local(struct qmsg *m, const char *hostname, size_t i)
 	char			 name[512], syncdir[PATH_MAX];
 	int			 r;
 
-	snprintf(name, sizeof(name), "%lld.Q%sR%zu.%s,S=%" PRIu64,
-	    (long long)m->env.time, m->env.qid, i, hostname, m->env.msglen);
+	if (maildir_name(name, sizeof(name), m->env.time, m->env.qid, i,
+	    hostname, m->env.msglen) == -1) {
+		local_outcome(m, i, -1, errno);
+		return;
+	}
 	r = maildir_deliver(MAILDIR_ROOT, t->domain, t->local_part, name, m->fd,
 	    (off_t)m->env.msglen, syncdir, sizeof(syncdir));
 	/* group commit: new/ synced now, or with others (attempt_done) */
@@ -430,6 +433,25 @@ attempt_work(void *arg)
 		} else if (m->env.targets[i].local &&
 		    m->s->conf->delivery.lmtp[0] == '\0')
 			deliver_local(m, m->s->hostname, i);
+	}
+}
+
+/*
+ * On the loop: the queue delivered a message at commit (docs/queue.md),
+ * every target durably in its new/; it was never queued.
+ */
+static void
+delivered_at_commit(void *arg, const struct envelope *env)
+{
+	const struct env_target	*t;
+	size_t			 i;
+
+	for (i = 0; i < env->ntargets; i++) {
+		t = &env->targets[i];
+		log_info("queue qid=%s event=delivered to=<%s> mailbox=%s/%s",
+		    env->qid, rcpt_text(t->local_part, t->domain), t->domain,
+		    t->local_part);
+		stats_delivery(ST_MAILDIR, SO_DELIVERED);
 	}
 }
 
@@ -1244,6 +1266,7 @@ sched_reconf(struct sched *s, const struct conf *conf)
 		ok = false;
 	}
 	s->conf = conf;
+	queue_reconf(s->queue, conf);	/* delivery at commit: no lmtp */
 	/*
 	 * Messages in an attempt at once.  An attempt holds its spool file
 	 * open while its jobs wait for net, so this bounds the descriptors;
@@ -1263,7 +1286,6 @@ sched_new(struct event_base *base, struct pool *pool, const struct conf *conf,
     struct queue *queue, struct ipc *net, struct db *db)
 {
 	struct sched	*s = xcalloc(1, sizeof(*s));
-	char		*p;
 
 	s->db = db;
 	s->base = base;
@@ -1275,10 +1297,8 @@ sched_new(struct event_base *base, struct pool *pool, const struct conf *conf,
 	if (!sched_reconf(s, conf))
 		fatal("smarthost_password_file %s",
 		    conf->delivery.smarthost_password_file);
-	strlcpy(s->hostname, conf->hostname, sizeof(s->hostname));
-	for (p = s->hostname; *p != '\0'; p++)	/* Maildir name rules */
-		if (*p == '/' || *p == ':' || *p == ',')
-			*p = '_';
+	maildir_host(s->hostname, sizeof(s->hostname), conf->hostname);
+	queue_set_delivered(queue, s->hostname, delivered_at_commit, s);
 	if (fsio_mkdirs(DIR_DEFERRED, 0700) == -1 ||
 	    fsio_mkdirs(DIR_HOLD, 0700) == -1)
 		fatal("cannot make the spool directories");
