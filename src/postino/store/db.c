@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "db.h"
+#include "log.h"
 #include "db_int.h"
 #include "ipmatch.h"
 #include "sasl.h"
@@ -311,7 +312,11 @@ sqlite_step(struct db_cur *c)
 	}
 }
 
-/* Statement q is prepared once and kept; an unnumbered one is not. */
+/*
+ * Statement q is prepared once and kept; an unnumbered one is not.  A
+ * change ends the read transaction of db_read_begin() first: it is
+ * made, and seen, as if there were none.
+ */
 static enum dbr
 sqlite_run(struct db *db, int q, const char *sql, int n,
     const char *const *p, struct db_cur *c)
@@ -328,6 +333,8 @@ sqlite_run(struct db *db, int q, const char *sql, int n,
 		return DBR_ERROR;
 	else if (q >= 0)
 		db->q[q] = s;
+	if (db->reading && !sqlite3_stmt_readonly(s))
+		db_read_end(db);
 	c->stmt = s;
 	c->finalize = q < 0;
 	c->ncols = sqlite3_column_count(s);
@@ -360,7 +367,48 @@ sqlite_done(struct db_cur *c)
 static int
 sqlite_exec(struct db *db, const char *sql)
 {
+	db_read_end(db);
 	return sqlite3_exec(db->h, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+/* One prepared statement without parameters or rows, run. */
+static int
+sqlite_once(struct db *db, void **stmtp, const char *sql)
+{
+	sqlite3_stmt	*s = *stmtp;
+	int		 r;
+
+	if (s == NULL && sqlite3_prepare_v3(db->h, sql, -1,
+	    SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK)
+		return -1;
+	*stmtp = s;
+	r = sqlite3_step(s);
+	sqlite3_reset(s);
+	return r == SQLITE_DONE ? 0 : -1;
+}
+
+void
+db_read_begin(struct db *db)
+{
+	if (db->drv != &sqlite_driver || db->reading ||
+	    !sqlite3_get_autocommit(db->h))
+		return;
+	db->reading = sqlite_once(db, &db->rbegin, "BEGIN") == 0;
+}
+
+void
+db_read_end(struct db *db)
+{
+	if (!db->reading)
+		return;
+	db->reading = false;
+	/* a read transaction left open would see nothing new again */
+	if (sqlite_once(db, &db->rend, "COMMIT") == -1 &&
+	    !sqlite3_get_autocommit(db->h)) {
+		log_warn("store event=db-read-end error=\"%s\"",
+		    sqlite3_errmsg(db->h));
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	}
 }
 
 static const char *
@@ -376,6 +424,8 @@ sqlite_close(struct db *db)
 
 	for (i = 0; i < DB_Q_MAX; i++)
 		sqlite3_finalize(db->q[i]);
+	sqlite3_finalize(db->rbegin);
+	sqlite3_finalize(db->rend);
 	sqlite3_close(db->h);
 }
 

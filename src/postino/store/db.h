@@ -119,6 +119,16 @@ int	db_popauth_find(struct db *, const char *ip, char *account,
  */
 long long	db_data_version(struct db *);
 
+/*
+ * Around a batch of lookups made together (one request from net): with
+ * SQLite, one read transaction, so the file is locked and checked once
+ * for all rather than once for each statement.  A change made meanwhile
+ * (a block, a grant) ends it first.  Nothing for a server, or when a
+ * transaction is open.  Hold it only for synchronous work.
+ */
+void	db_read_begin(struct db *);
+void	db_read_end(struct db *);
+
 /* Administration (postino-admin).  Each returns 0, or -1 with a
  * one-line reason in err ("no such domain example.org", ...). */
 int	db_domain_add(struct db *, const char *domain, char *err, size_t);

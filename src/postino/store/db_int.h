@@ -55,6 +55,8 @@ struct db {
 	db_forward_fn	 forward;	/* db_set_forward */
 	void		*forward_arg;
 	char		 errbuf[512];	/* the driver's last error */
+	bool		 reading;	/* in db_read_begin (SQLite) */
+	void		*rbegin, *rend;	/* its statements, prepared */
 };
 
 /* The schema of both engines (db.c). */

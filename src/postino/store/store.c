@@ -437,6 +437,8 @@ net_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 	}
 	if (m->fd != -1)
 		fatalx("store: unexpected descriptor from net");
+	/* the lookups of one request: one read transaction (db.h) */
+	db_read_begin(st.db);
 	switch (m->type) {
 	case IMSG_POLICY:
 		do_policy(m);
@@ -484,6 +486,7 @@ net_dispatch(struct ipc *c, struct ipc_msg *m, void *arg)
 	default:
 		fatalx("store: unknown message %u from net", m->type);
 	}
+	db_read_end(st.db);
 }
 
 /* --- reload ------------------------------------------------------------ */
