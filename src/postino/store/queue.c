@@ -291,9 +291,14 @@ direct_work(struct commit_job *j)
 			    t->local_part, name, src, dst, sizeof(dst), dir,
 			    sizeof(dir));
 		if (r != 0) {
+			char	box[sizeof(t->domain) + sizeof(t->local_part)];
+			char	esc[sizeof(box) * 4];
+
+			snprintf(box, sizeof(box), "%s/%s", t->domain,
+			    t->local_part);
 			log_info("queue qid=%s event=queued-for-delivery "
-			    "mailbox=%s/%s reason=\"%s\"", j->sp->qid,
-			    t->domain, t->local_part, r == -2 ?
+			    "mailbox=%s reason=\"%s\"", j->sp->qid,
+			    log_value(box, esc, sizeof(esc)), r == -2 ?
 			    "unusable mailbox name" : strerror(errno));
 			direct_undo(j);
 			return -1;
