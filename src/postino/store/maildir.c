@@ -63,6 +63,31 @@ maildir_make(const char *box)
 	return 0;
 }
 
+/*
+ * Make a box for a delivery.  A delivery counts once new/ is synced:
+ * the entries that lead to new/ must be durable too, so the box and the
+ * two directories above it (<root>/<domain>, <root>), which may be new,
+ * are synced.  Only when a delivery found no box: once per mailbox.
+ */
+static int
+box_make(const char *box)
+{
+	char	path[PATH_MAX], *slash;
+	size_t	i;
+
+	if (maildir_make(box) == -1 ||
+	    strlcpy(path, box, sizeof(path)) >= sizeof(path))
+		return -1;
+	for (i = 0; i < 3; i++) {
+		if (fsio_fsync_dir(path) == -1)
+			return -1;
+		if ((slash = strrchr(path, '/')) == NULL)
+			break;
+		*slash = '\0';
+	}
+	return 0;
+}
+
 /* Open tmp for writing; the first delivery to a box makes it. */
 static int
 tmp_open(const char *box, const char *tmp)
@@ -71,7 +96,7 @@ tmp_open(const char *box, const char *tmp)
 
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd == -1 && errno == ENOENT) {
-		if (maildir_make(box) == -1)
+		if (box_make(box) == -1)
 			return -1;
 		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 		    0600);
@@ -113,7 +138,7 @@ maildir_deliver(const char *root, const char *domain, const char *local_part,
 	fd = -1;
 	/* new/ removed under an existing tmp/: make the box again */
 	if (link(tmp, dst) == -1 && (errno != ENOENT ||
-	    maildir_make(box) == -1 || link(tmp, dst) == -1) &&
+	    box_make(box) == -1 || link(tmp, dst) == -1) &&
 	    errno != EEXIST)
 		goto out_unlink;
 	unlink(tmp);
@@ -172,7 +197,7 @@ maildir_link(const char *root, const char *domain, const char *local_part,
 	}
 	if (link(src, dst) == 0)
 		return 0;
-	if (errno != ENOENT || maildir_make(box) == -1)
+	if (errno != ENOENT || box_make(box) == -1)
 		return -1;
 	return link(src, dst);
 }

@@ -34,6 +34,7 @@
 #define DIR_INCOMING	"spool/incoming"
 #define DIR_QUEUE	"spool/queue"
 #define SPOOL_BUCKETS	1024
+#define DIRECT_TARGETS_MAX 16	/* more local targets: queued */
 
 struct spool {
 	struct spool	*next;
@@ -56,7 +57,9 @@ struct commit_job {
 
 	/* delivery at commit (docs/queue.md) */
 	bool		 direct;	/* tried; false again if queued */
+	bool		 exposed;	/* a link was made: readers saw it */
 	bool		 unlinked;	/* the incoming name is gone */
+	int		 link_error;	/* why a link failed (fallback) */
 	struct envelope	 denv;		/* its targets */
 	char		**links;	/* [ntargets]: made in new/ */
 	char		**dirs;		/* [ntargets]: new/ still to sync */
@@ -73,6 +76,7 @@ struct queue {
 	queue_delivered_cb	 delivered;
 	void			*delivered_arg;
 	bool			 direct;	/* no [delivery] lmtp */
+	bool			 nolinks;	/* link() cannot serve: off */
 	char			 host[256];	/* for Maildir names */
 	struct dirsync		*dirsync;
 	uint64_t		 ncommits;
@@ -235,6 +239,51 @@ direct_undo(struct commit_job *j)
 	}
 }
 
+/* Target i could not be linked (r, error as maildir_link gave). */
+static void
+direct_refused(struct commit_job *j, size_t i, int r, int error)
+{
+	struct env_target	*t = &j->denv.targets[i];
+	char			 box[sizeof(t->domain) + sizeof(t->local_part)];
+	char			 esc[sizeof(box) * 4];
+
+	j->link_error = error;
+	snprintf(box, sizeof(box), "%s/%s", t->domain, t->local_part);
+	log_info("queue qid=%s event=queued-for-delivery mailbox=%s "
+	    "reason=\"%s\"", j->sp->qid, log_value(box, esc, sizeof(esc)),
+	    r == -2 ? "unusable mailbox name" : strerror(error));
+}
+
+/*
+ * The fallback after a link was made and taken back: a reader may have
+ * opened (or moved) that file meanwhile, so the envelope must not be
+ * appended to it.  The message is copied into a new file, which takes
+ * the incoming name; the descriptor is the new one's.  0, or -1.
+ */
+static int
+respool(struct commit_job *j)
+{
+	char	src[64], tmp[64];
+	int	fd, saved;
+
+	snprintf(src, sizeof(src), DIR_INCOMING "/%s", j->sp->qid);
+	snprintf(tmp, sizeof(tmp), DIR_INCOMING "/%s.copy", j->sp->qid);
+	if ((fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1)
+		return -1;
+	if (fsio_copy(j->sp->fd, 0, (off_t)j->msglen, fd) == -1 ||
+	    rename(tmp, src) == -1) {
+		saved = errno;
+		close(fd);
+		unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	close(j->sp->fd);
+	j->sp->fd = fd;
+	return 0;
+}
+
 /* Every new/ of the message synced, or one failed: the outcome. */
 static void
 direct_settle(struct commit_job *j)
@@ -282,6 +331,14 @@ direct_work(struct commit_job *j)
 	snprintf(src, sizeof(src), DIR_INCOMING "/%s", j->sp->qid);
 	j->links = xcalloc(e->ntargets, sizeof(*j->links));
 	j->dirs = xcalloc(e->ntargets, sizeof(*j->dirs));
+	/* a name delivery would refuse: queue it before any link */
+	for (i = 0; i < e->ntargets; i++)
+		if (maildir_box_path(dst, sizeof(dst), MAILDIR_ROOT,
+		    e->targets[i].domain, e->targets[i].local_part,
+		    NULL) != 0) {
+			direct_refused(j, i, -2, 0);
+			return -1;
+		}
 	for (i = 0; i < e->ntargets; i++) {
 		struct env_target *t = &e->targets[i];
 
@@ -291,18 +348,11 @@ direct_work(struct commit_job *j)
 			    t->local_part, name, src, dst, sizeof(dst), dir,
 			    sizeof(dir));
 		if (r != 0) {
-			char	box[sizeof(t->domain) + sizeof(t->local_part)];
-			char	esc[sizeof(box) * 4];
-
-			snprintf(box, sizeof(box), "%s/%s", t->domain,
-			    t->local_part);
-			log_info("queue qid=%s event=queued-for-delivery "
-			    "mailbox=%s reason=\"%s\"", j->sp->qid,
-			    log_value(box, esc, sizeof(esc)), r == -2 ?
-			    "unusable mailbox name" : strerror(errno));
+			direct_refused(j, i, r, errno);
 			direct_undo(j);
 			return -1;
 		}
+		j->exposed = true;
 		j->links[i] = xstrdup(dst);
 		/* targets are sorted: a box's new/ is synced once */
 		if (last == NULL || strcmp(dir, last) != 0)
@@ -349,6 +399,11 @@ commit_work(void *arg)
 			return;
 		/* queued instead: delivery will tell why, or do it */
 		j->direct = false;
+		if (j->exposed) {
+			if (respool(j) == -1)
+				goto fail;
+			fd = j->sp->fd;
+		}
 		j->env = envelope_format(&j->denv, &j->envlen);
 	}
 	envelope_trailer(trailer, j->msglen, j->envlen);
@@ -382,6 +437,14 @@ commit_finish(struct commit_job *j)
 	char		 path[64];
 	size_t		 i;
 
+	if (!q->nolinks && (j->link_error == EXDEV ||
+	    j->link_error == EPERM || j->link_error == EOPNOTSUPP)) {
+		/* mail/ on another file system, or one without hard links */
+		q->nolinks = true;
+		log_warn("queue event=delivery-at-commit-off error=\"%s\" "
+		    "(every local message is queued until a reload)",
+		    strerror(j->link_error));
+	}
 	if (j->status == COMMIT_OK) {
 		q->ncommits++;
 		if (j->direct)
@@ -443,13 +506,18 @@ commit_done(void *arg)
 	}
 }
 
-/* Delivered at commit: every target is a local Maildir (docs/queue.md). */
+/*
+ * Delivered at commit: every target is a local Maildir (docs/queue.md),
+ * and not so many that their fsyncs, one after another before the 250,
+ * would hold the client: those are queued and delivered after it.
+ */
 static bool
 direct_eligible(const struct queue *q, const struct envelope *env)
 {
 	size_t	i;
 
-	if (q->delivered == NULL || !q->direct || env->ntargets == 0)
+	if (q->delivered == NULL || !q->direct || q->nolinks ||
+	    env->ntargets == 0 || env->ntargets > DIRECT_TARGETS_MAX)
 		return false;
 	for (i = 0; i < env->ntargets; i++)
 		if (!env->targets[i].local)
@@ -595,4 +663,5 @@ void
 queue_reconf(struct queue *q, const struct conf *conf)
 {
 	q->direct = conf->delivery.lmtp[0] == '\0';
+	q->nolinks = false;		/* the file systems may have changed */
 }
