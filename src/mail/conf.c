@@ -288,6 +288,11 @@ static const struct conf_key keys[] = {
 	    "Receives bounces that cannot be returned." },
 	{ "delivery", "lmtp", KT_STRING, "", S(0), C(delivery.lmtp), 0,
 	    "LMTP server for local delivery; empty = Maildir (R5.2)." },
+	{ "delivery", "at_commit", KT_BOOL, "yes", U(0, 1),
+	    C(delivery.at_commit), 0,
+	    "A message for local Maildirs only goes into them before the 250, "
+	    "the file received becoming the mailbox file; no = queued first "
+	    "(docs/queue.md)." },
 	{ "delivery", "smtp_port", KT_UINT, "25", U(1, 65535),
 	    C(delivery.smtp_port), 0,
 	    "Port of MX hosts and of a smart host given without one." },

@@ -149,6 +149,7 @@ struct conf {
 		unsigned int	bounce_after_days;		/* 5 */
 		char		failed_mail[256];	/* postmaster@hostname */
 		char		lmtp[256];			/* empty */
+		bool		at_commit;			/* yes */
 		unsigned int	smtp_port;			/* 25 */
 		unsigned int	retry_first;			/* 300 s */
 		unsigned int	retry_max;			/* 3600 s */

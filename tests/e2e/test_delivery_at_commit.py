@@ -83,3 +83,25 @@ def test_an_unlinkable_mailbox_sends_the_message_through_the_queue(server):
         assert split_received(m)[1] == MSG
     for path in new_files(p, DEMO):
         assert os.stat(path).st_nlink == 1
+
+
+def test_at_commit_no_queues_every_message_first(make_server):
+    p = make_server(extra_config="[delivery]\nat_commit = no\n")
+    with p.connect() as c:
+        c.ehlo()
+        qid = c.send_message(MSG)
+    assert p.log_has("queue qid=%s event=removed" % qid)
+    msgs = p.wait_messages(1)
+    assert split_received(msgs[0])[1] == MSG
+    assert os.stat(new_files(p, DEMO)[0]).st_nlink == 1
+    # a reload to yes: the next one is in new/ by its 250
+    with open(p.conf) as f:
+        text = f.read()
+    with open(p.conf, "w") as f:
+        f.write(text.replace("at_commit = no", "at_commit = yes"))
+    p.admin("reload")
+    with p.connect() as c:
+        c.ehlo()
+        qid = c.send_message(MSG)
+        assert len(new_files(p, DEMO)) == 2
+    assert not p.log_has("queue qid=%s event=removed" % qid, timeout=0.5)

@@ -662,6 +662,6 @@ queue_set_delivered(struct queue *q, const char *host, queue_delivered_cb cb,
 void
 queue_reconf(struct queue *q, const struct conf *conf)
 {
-	q->direct = conf->delivery.lmtp[0] == '\0';
+	q->direct = conf->delivery.at_commit && conf->delivery.lmtp[0] == '\0';
 	q->nolinks = false;		/* the file systems may have changed */
 }
