@@ -312,10 +312,12 @@ sqlite_step(struct db_cur *c)
 	}
 }
 
+static void	read_start(struct db *, sqlite3_stmt *);
+
 /*
- * Statement q is prepared once and kept; an unnumbered one is not.  A
- * change ends the read transaction of db_read_begin() first: it is
- * made, and seen, as if there were none.
+ * Statement q is prepared once and kept; an unnumbered one is not.  In
+ * a batch of db_read_begin(), a lookup opens the read transaction and a
+ * change ends it first (read_start).
  */
 static enum dbr
 sqlite_run(struct db *db, int q, const char *sql, int n,
@@ -333,8 +335,7 @@ sqlite_run(struct db *db, int q, const char *sql, int n,
 		return DBR_ERROR;
 	else if (q >= 0)
 		db->q[q] = s;
-	if (db->reading && !sqlite3_stmt_readonly(s))
-		db_read_end(db);
+	read_start(db, s);
 	c->stmt = s;
 	c->finalize = q < 0;
 	c->ncols = sqlite3_column_count(s);
@@ -364,10 +365,12 @@ sqlite_done(struct db_cur *c)
 	c->stmt = NULL;
 }
 
+static void	read_commit(struct db *);
+
 static int
 sqlite_exec(struct db *db, const char *sql)
 {
-	db_read_end(db);
+	read_commit(db);
 	return sqlite3_exec(db->h, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
@@ -387,17 +390,9 @@ sqlite_once(struct db *db, void **stmtp, const char *sql)
 	return r == SQLITE_DONE ? 0 : -1;
 }
 
-void
-db_read_begin(struct db *db)
-{
-	if (db->drv != &sqlite_driver || db->reading ||
-	    !sqlite3_get_autocommit(db->h))
-		return;
-	db->reading = sqlite_once(db, &db->rbegin, "BEGIN") == 0;
-}
-
-void
-db_read_end(struct db *db)
+/* End the read transaction, if one is open. */
+static void
+read_commit(struct db *db)
 {
 	if (!db->reading)
 		return;
@@ -409,6 +404,33 @@ db_read_end(struct db *db)
 		    sqlite3_errmsg(db->h));
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 	}
+}
+
+/*
+ * Before statement s runs: a change is made, and seen, as if there were
+ * no batch; a lookup in a batch runs in its read transaction, opened by
+ * the first one (a batch without lookups costs nothing).
+ */
+static void
+read_start(struct db *db, sqlite3_stmt *s)
+{
+	if (!sqlite3_stmt_readonly(s))
+		read_commit(db);
+	else if (db->batch && !db->reading && sqlite3_get_autocommit(db->h))
+		db->reading = sqlite_once(db, &db->rbegin, "BEGIN") == 0;
+}
+
+void
+db_read_begin(struct db *db)
+{
+	db->batch = db->drv == &sqlite_driver;
+}
+
+void
+db_read_end(struct db *db)
+{
+	db->batch = false;
+	read_commit(db);
 }
 
 static const char *

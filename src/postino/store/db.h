@@ -121,10 +121,11 @@ long long	db_data_version(struct db *);
 
 /*
  * Around a batch of lookups made together (one request from net): with
- * SQLite, one read transaction, so the file is locked and checked once
- * for all rather than once for each statement.  A change made meanwhile
- * (a block, a grant) ends it first.  Nothing for a server, or when a
- * transaction is open.  Hold it only for synchronous work.
+ * SQLite, one read transaction, opened by the first lookup, so the file
+ * is locked and checked once for all rather than once for each
+ * statement.  A change made meanwhile (a block, a grant) ends it first.
+ * Nothing for a server, or inside a transaction.  Hold it only for
+ * synchronous work.
  */
 void	db_read_begin(struct db *);
 void	db_read_end(struct db *);

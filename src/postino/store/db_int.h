@@ -55,7 +55,8 @@ struct db {
 	db_forward_fn	 forward;	/* db_set_forward */
 	void		*forward_arg;
 	char		 errbuf[512];	/* the driver's last error */
-	bool		 reading;	/* in db_read_begin (SQLite) */
+	bool		 batch;		/* db_read_begin (SQLite) */
+	bool		 reading;	/* its read transaction is open */
 	void		*rbegin, *rend;	/* its statements, prepared */
 };
 
