@@ -18,6 +18,7 @@
 #include "dirsync.h"
 #include "fsio.h"
 #include "pool.h"
+#include "strhash.h"
 #include "xalloc.h"
 
 #define DIRSYNC_BUCKETS	256
@@ -59,11 +60,7 @@ struct batch {
 static unsigned int
 bucket(const char *s)
 {
-	unsigned int	h = 5381;
-
-	for (; *s != '\0'; s++)
-		h = h * 33 + (unsigned char)*s;
-	return h % DIRSYNC_BUCKETS;
+	return strhash(s) % DIRSYNC_BUCKETS;
 }
 
 /* Under mtx. */

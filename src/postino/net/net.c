@@ -34,6 +34,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "net.h"
+#include "strhash.h"
 #include "proto.h"
 #include "role.h"
 #include "pop3_session.h"
@@ -104,11 +105,7 @@ session_find(uint64_t id)
 static unsigned int
 ip_hash(const char *ip)
 {
-	unsigned int	h = 5381;
-
-	for (; *ip != '\0'; ip++)
-		h = h * 33 + (unsigned char)*ip;
-	return h % BUCKETS;
+	return strhash(ip) % BUCKETS;
 }
 
 bool

@@ -29,6 +29,7 @@
 #include "maildir.h"
 #include "pool.h"
 #include "queue.h"
+#include "strhash.h"
 #include "xalloc.h"
 
 #define DIR_INCOMING	"spool/incoming"
@@ -85,11 +86,7 @@ struct queue {
 static unsigned int
 bucket(const char *qid)
 {
-	unsigned int	h = 5381;
-
-	for (; *qid != '\0'; qid++)
-		h = h * 33 + (unsigned char)*qid;
-	return h % SPOOL_BUCKETS;
+	return strhash(qid) % SPOOL_BUCKETS;
 }
 
 static struct spool *
