@@ -8,7 +8,9 @@
 #ifndef TEST_H
 #define TEST_H
 
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int test_passed, test_failed, test_cur_failed;
@@ -59,6 +61,35 @@ static int test_passed, test_failed, test_cur_failed;
 		test_passed++;						\
 	}								\
 } while (0)
+
+/* Entries of dir not starting with '.'; 9999 when it cannot be read. */
+static inline unsigned int
+test_count_files(const char *dir)
+{
+	DIR		*d;
+	struct dirent	*de;
+	unsigned int	 n = 0;
+
+	if ((d = opendir(dir)) == NULL)
+		return 9999;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Remove a temporary directory of the test and all it holds (a path
+ * the test made, without quotes or spaces). */
+static inline void
+test_rmtree(const char *dir)
+{
+	char	cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("  cannot remove %s\n", dir);
+}
 
 static inline int
 test_done(void)

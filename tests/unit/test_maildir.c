@@ -4,7 +4,6 @@
  */
 #include <sys/stat.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,22 +17,6 @@
 
 static char	top[] = "/tmp/postino-maildir-XXXXXX";
 static int	msgfd = -1;
-
-static unsigned int
-count_files(const char *dir)
-{
-	DIR		*d;
-	struct dirent	*de;
-	unsigned int	 n = 0;
-
-	if ((d = opendir(dir)) == NULL)
-		return 9999;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
 
 static off_t
 file_size(const char *path)
@@ -55,8 +38,8 @@ test_deliver_once(void)
 	    msgfd, 5, sync, sizeof(sync)), 0);
 	CHECK_STR(sync, "mail/example.test/demo/new");
 	CHECK_INT(file_size("mail/example.test/demo/new/1.Q1R0.h"), 5);
-	CHECK_INT(count_files("mail/example.test/demo/tmp"), 0);
-	CHECK_INT(count_files("mail/example.test/demo/cur"), 0);
+	CHECK_INT(test_count_files("mail/example.test/demo/tmp"), 0);
+	CHECK_INT(test_count_files("mail/example.test/demo/cur"), 0);
 
 	/* a leftover tmp file of a crash is removed, nothing added */
 	close(open("mail/example.test/demo/tmp/1.Q1R0.h",
@@ -65,8 +48,8 @@ test_deliver_once(void)
 	CHECK_INT(maildir_deliver("mail", "example.test", "demo", "1.Q1R0.h",
 	    msgfd, 5, sync, sizeof(sync)), 0);
 	CHECK_STR(sync, "mail/example.test/demo/new");
-	CHECK_INT(count_files("mail/example.test/demo/new"), 1);
-	CHECK_INT(count_files("mail/example.test/demo/tmp"), 0);
+	CHECK_INT(test_count_files("mail/example.test/demo/new"), 1);
+	CHECK_INT(test_count_files("mail/example.test/demo/tmp"), 0);
 }
 
 /* new/ removed under an existing tmp/: made again. */
@@ -81,7 +64,7 @@ test_new_removed(void)
 	    msgfd, 3, sync, sizeof(sync)), 0);
 	CHECK_STR(sync, "mail/example.test/other/new");
 	CHECK_INT(file_size("mail/example.test/other/new/2.Q2R0.h"), 3);
-	CHECK_INT(count_files("mail/example.test/other/tmp"), 0);
+	CHECK_INT(test_count_files("mail/example.test/other/tmp"), 0);
 }
 
 static void
@@ -97,14 +80,12 @@ test_refused(void)
 	CHECK_INT(maildir_deliver("mail", "example.test", "demo", "4.Q4R0.h",
 	    msgfd, 100, sync, sizeof(sync)), -1);
 	CHECK_INT(file_size("mail/example.test/demo/new/4.Q4R0.h"), -1);
-	CHECK_INT(count_files("mail/example.test/demo/tmp"), 0);
+	CHECK_INT(test_count_files("mail/example.test/demo/tmp"), 0);
 }
 
 int
 main(void)
 {
-	char	cmd[64];
-
 	if (mkdtemp(top) == NULL || chdir(top) == -1 ||
 	    (msgfd = open("msg", O_RDWR | O_CREAT, 0600)) == -1 ||
 	    write(msgfd, "hello", 5) != 5) {
@@ -115,10 +96,7 @@ main(void)
 	RUN(test_new_removed);
 	RUN(test_refused);
 	close(msgfd);
-	if (chdir("/") == 0) {
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
-		if (system(cmd) != 0)
-			printf("  cannot remove %s\n", top);
-	}
+	if (chdir("/") == 0)
+		test_rmtree(top);
 	return test_done();
 }

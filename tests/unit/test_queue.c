@@ -8,7 +8,6 @@
  */
 #include <sys/stat.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -94,22 +93,6 @@ wait_callbacks(unsigned int n)
 	CHECK_INT(ncb, n);
 }
 
-static unsigned int
-count_files(const char *dir)
-{
-	DIR		*d;
-	struct dirent	*de;
-	unsigned int	 n = 0;
-
-	if ((d = opendir(dir)) == NULL)
-		return 9999;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 /* A committed file reads back: message, envelope, trailer. */
 static void
 check_queued(const char *qid, uint64_t msglen, size_t ntargets)
@@ -149,7 +132,7 @@ test_lone(void)
 	CHECK_INT(c1 - c0, 1);
 	CHECK_INT(s1 - s0, 1);
 	check_queued(qid, 1000, 1);
-	CHECK_INT(count_files("spool/incoming"), 0);
+	CHECK_INT(test_count_files("spool/incoming"), 0);
 }
 
 /* GROUP commits made together: all succeed; the directory fsyncs
@@ -177,7 +160,7 @@ group_round(void)
 	CHECK(s1 - s0 >= 1 && s1 - s0 <= GROUP);
 	for (i = 0; i < GROUP; i++)
 		check_queued(qids[i], 100 + i, 1);
-	CHECK_INT(count_files("spool/incoming"), 0);
+	CHECK_INT(test_count_files("spool/incoming"), 0);
 	return s1 - s0;
 }
 
@@ -208,7 +191,7 @@ test_refused(void)
 {
 	struct envelope	env;
 	char		qid[QID_LEN + 1];
-	unsigned int	before = count_files("spool/queue");
+	unsigned int	before = test_count_files("spool/queue");
 
 	ncb = nok = nadded = 0;
 	spool(&env, 500);
@@ -220,8 +203,8 @@ test_refused(void)
 	wait_callbacks(2);
 	CHECK_INT(nok, 1);
 	CHECK_INT(nadded, 1);
-	CHECK_INT(count_files("spool/queue"), before + 1);
-	CHECK_INT(count_files("spool/incoming"), 0);
+	CHECK_INT(test_count_files("spool/queue"), before + 1);
+	CHECK_INT(test_count_files("spool/incoming"), 0);
 
 	/* An id that is not open: refused at once, on the caller's stack. */
 	ncb = nok = 0;
@@ -281,7 +264,7 @@ static void
 test_direct(void)
 {
 	struct envelope	kept;
-	unsigned int	queued = count_files("spool/queue");
+	unsigned int	queued = test_count_files("spool/queue");
 	nlink_t		nlink;
 
 	queue_set_delivered(q, "mx.example.test", delivered, NULL);
@@ -290,10 +273,10 @@ test_direct(void)
 	CHECK(dirsync_count(queue_dirsync(q), DEMO_NEW) >= 1);
 	CHECK_INT(delivered_file("demo", &kept, 0, NULL, &nlink), 1000);
 	CHECK_INT(nlink, 1);
-	CHECK_INT(count_files(DEMO_NEW), 1);
-	CHECK_INT(count_files("mail/example.test/demo/tmp"), 0);
-	CHECK_INT(count_files("spool/queue"), queued);
-	CHECK_INT(count_files("spool/incoming"), 0);
+	CHECK_INT(test_count_files(DEMO_NEW), 1);
+	CHECK_INT(test_count_files("mail/example.test/demo/tmp"), 0);
+	CHECK_INT(test_count_files("spool/queue"), queued);
+	CHECK_INT(test_count_files("spool/incoming"), 0);
 }
 
 /* Two local targets: one file, linked into both boxes (the second box
@@ -310,7 +293,7 @@ test_direct_two(void)
 	CHECK_INT(nlink, 2);
 	CHECK_INT(delivered_file("other", &kept, 1, &ino2, NULL), 300);
 	CHECK(ino1 == ino2);
-	CHECK_INT(count_files("spool/incoming"), 0);
+	CHECK_INT(test_count_files("spool/incoming"), 0);
 }
 
 /*
@@ -322,12 +305,12 @@ static void
 test_direct_fallback(void)
 {
 	struct envelope	kept;
-	unsigned int	before = count_files(DEMO_NEW);
+	unsigned int	before = test_count_files(DEMO_NEW);
 
 	commit_one(&kept, 400, ".hidden", 1, 0);
 	CHECK_INT(delivered_file("demo", &kept, 0, NULL, NULL), -1);
-	CHECK_INT(count_files(DEMO_NEW), before);
-	CHECK_INT(count_files("spool/incoming"), 0);
+	CHECK_INT(test_count_files(DEMO_NEW), before);
+	CHECK_INT(test_count_files("spool/incoming"), 0);
 	check_queued(kept.qid, 400, 2);
 }
 
@@ -341,7 +324,7 @@ test_direct_group(void)
 	int		i, round;
 
 	for (round = 0; round < 10 && syncs == GROUP; round++) {
-		before = count_files(DEMO_NEW);
+		before = test_count_files(DEMO_NEW);
 		s0 = dirsync_count(queue_dirsync(q), DEMO_NEW);
 		ncb = nok = nadded = ndelivered = 0;
 		for (i = 0; i < GROUP; i++) {
@@ -352,13 +335,13 @@ test_direct_group(void)
 		CHECK_INT(nok, GROUP);
 		CHECK_INT(ndelivered, GROUP);
 		CHECK_INT(nadded, 0);
-		CHECK_INT(count_files(DEMO_NEW), before + GROUP);
+		CHECK_INT(test_count_files(DEMO_NEW), before + GROUP);
 		syncs = dirsync_count(queue_dirsync(q), DEMO_NEW) - s0;
 		printf("  %d deliveries at commit, %llu fsyncs of new/\n",
 		    GROUP, (unsigned long long)syncs);
 	}
 	CHECK(syncs >= 1 && syncs < GROUP);
-	CHECK_INT(count_files("spool/incoming"), 0);
+	CHECK_INT(test_count_files("spool/incoming"), 0);
 }
 
 /* The inode of a spool file. */
@@ -382,7 +365,7 @@ test_direct_partial(void)
 {
 	struct envelope	env, kept;
 	ino_t		incoming;
-	unsigned int	before = count_files(DEMO_NEW);
+	unsigned int	before = test_count_files(DEMO_NEW);
 	int		fd;
 
 	CHECK_INT(fsio_mkdirs("mail/example.test/nolink/tmp", 0700), 0);
@@ -400,10 +383,10 @@ test_direct_partial(void)
 	CHECK_INT(nok, 1);
 	CHECK_INT(nadded, 1);
 	CHECK_INT(ndelivered, 0);
-	CHECK_INT(count_files(DEMO_NEW), before);
+	CHECK_INT(test_count_files(DEMO_NEW), before);
 	CHECK(inode_of("spool/queue", kept.qid) != 0);
 	CHECK(inode_of("spool/queue", kept.qid) != incoming);
-	CHECK_INT(count_files("spool/incoming"), 0);
+	CHECK_INT(test_count_files("spool/incoming"), 0);
 	check_queued(kept.qid, 600, 2);
 }
 
@@ -455,9 +438,7 @@ test_direct_xdev(void)
 	CHECK_INT(nok, 3);
 	CHECK_INT(ndelivered, 1);
 	unlink("mail/xdev.test");
-	snprintf(err, sizeof(err), "rm -rf %s", shm);
-	if (system(err) != 0)
-		printf("  cannot remove %s\n", shm);
+	test_rmtree(shm);
 }
 
 /* With [delivery] lmtp the local targets are the LMTP server's: the
@@ -465,8 +446,8 @@ test_direct_xdev(void)
 static void
 test_direct_lmtp(void)
 {
-	static const char text[] = "[listener mx]\nlisten = 127.0.0.1:2525\nprofile = mx\n"
-	    "[delivery]\nlmtp = unix:/run/lmtp\n";
+	static const char text[] = "[listener mx]\nlisten = 127.0.0.1:2525\n"
+	    "profile = mx\n[delivery]\nlmtp = unix:/run/lmtp\n";
 	struct conf	*c = NULL;
 	struct envelope	env;
 	char		err[256];
@@ -492,7 +473,6 @@ int
 main(void)
 {
 	char	dir[] = "/tmp/postino-queue-XXXXXX";
-	char	cmd[64];
 
 	if (mkdtemp(dir) == NULL || chdir(dir) == -1) {
 		perror(dir);
@@ -511,10 +491,7 @@ main(void)
 	RUN(test_direct_partial);
 	RUN(test_direct_xdev);
 	RUN(test_direct_lmtp);
-	if (chdir("/") == 0) {
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-		if (system(cmd) != 0)
-			printf("  cannot remove %s\n", dir);
-	}
+	if (chdir("/") == 0)
+		test_rmtree(dir);
 	return test_done();
 }
