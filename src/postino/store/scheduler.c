@@ -342,6 +342,20 @@ state_next_try(const char *qid, const struct conf *conf)
 
 /* --- local delivery, on a worker ------------------------------------- */
 
+/* Local target t of message qid is in its Maildir, durably. */
+static void
+local_delivered(const char *qid, const struct env_target *t)
+{
+	char	box[sizeof(t->domain) + sizeof(t->local_part)];
+	char	esc[sizeof(box) * 4];
+
+	snprintf(box, sizeof(box), "%s/%s", t->domain, t->local_part);
+	log_info("queue qid=%s event=delivered to=<%s> mailbox=%s", qid,
+	    rcpt_text(t->local_part, t->domain), log_value(box, esc,
+	    sizeof(esc)));
+	stats_delivery(ST_MAILDIR, SO_DELIVERED);
+}
+
 /* The outcome r of maildir_deliver() for target i, error its errno. */
 static void
 local_outcome(struct qmsg *m, size_t i, int r, int error)
@@ -351,10 +365,7 @@ local_outcome(struct qmsg *m, size_t i, int r, int error)
 
 	if (r == 0) {
 		ts->state = T_DONE;
-		log_info("queue qid=%s event=delivered to=<%s> "
-		    "mailbox=%s/%s", m->qid, rcpt_text(t->local_part,
-		    t->domain), t->domain, t->local_part);
-		stats_delivery(ST_MAILDIR, SO_DELIVERED);
+		local_delivered(m->qid, t);
 	} else if (r == -2) {
 		ts->state = T_FAILED;
 		ts->fresh = true;
@@ -443,16 +454,10 @@ attempt_work(void *arg)
 static void
 delivered_at_commit(void *arg, const struct envelope *env)
 {
-	const struct env_target	*t;
-	size_t			 i;
+	size_t	i;
 
-	for (i = 0; i < env->ntargets; i++) {
-		t = &env->targets[i];
-		log_info("queue qid=%s event=delivered to=<%s> mailbox=%s/%s",
-		    env->qid, rcpt_text(t->local_part, t->domain), t->domain,
-		    t->local_part);
-		stats_delivery(ST_MAILDIR, SO_DELIVERED);
-	}
+	for (i = 0; i < env->ntargets; i++)
+		local_delivered(env->qid, &env->targets[i]);
 }
 
 /* --- outbound jobs --------------------------------------------------- */
